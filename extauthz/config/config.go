@@ -1,0 +1,440 @@
+// Package config loads and validates claimcheck's YAML configuration file.
+//
+// Loading is strict: an unknown field, a value of the wrong type or a value out
+// of range is an error that names the field and says what was expected.
+// Relative file paths in the configuration are resolved against the directory
+// of the configuration file, so a config works from any working directory.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Listen  Listen   `yaml:"listen"`
+	Issuers []Issuer `yaml:"issuers"`
+	Token   Token    `yaml:"token"`
+	Policy  Policy   `yaml:"policy"`
+	Forward Forward  `yaml:"forward"`
+	Log     Log      `yaml:"log"`
+}
+
+// Listen holds the addresses claimcheck serves on.
+type Listen struct {
+	// GRPC is "host:port" or "unix:///absolute/path.sock".
+	GRPC string `yaml:"grpc"`
+}
+
+// Issuer is one trusted token issuer.
+type Issuer struct {
+	Issuer    string   `yaml:"issuer"`
+	Audiences []string `yaml:"audiences"`
+	// JWKSURI and JWKSFile are exclusive; with neither, keys come from OIDC
+	// discovery at Issuer + "/.well-known/openid-configuration".
+	JWKSURI           string   `yaml:"jwks_uri"`
+	JWKSFile          string   `yaml:"jwks_file"`
+	Algorithms        []string `yaml:"algorithms"`
+	ClockSkew         Duration `yaml:"clock_skew"`
+	AllowInsecureHTTP bool     `yaml:"allow_insecure_http"`
+}
+
+// Token says where bearer tokens are found and how big they may be.
+type Token struct {
+	Sources []Source `yaml:"sources"`
+	// Required, when false, lets requests without a token reach the policy
+	// (input.token is then absent). Default true.
+	Required *bool `yaml:"required"`
+	// Realm is the realm in WWW-Authenticate challenges. Default "claimcheck".
+	Realm string `yaml:"realm"`
+	// MaxSize is the largest accepted token in bytes. Default 16384.
+	MaxSize int `yaml:"max_size"`
+}
+
+// Source is one place a token may be: exactly one of Header, Query, Cookie.
+type Source struct {
+	Header string `yaml:"header"`
+	Prefix string `yaml:"prefix"`
+	Query  string `yaml:"query"`
+	Cookie string `yaml:"cookie"`
+}
+
+// Policy says which Rego files to load and which rule decides.
+type Policy struct {
+	Paths    []string `yaml:"paths"`
+	Decision string   `yaml:"decision"`
+}
+
+// Forward says what an allowed request carries upstream.
+type Forward struct {
+	// Claims maps a claim name to the upstream header that receives its value.
+	Claims map[string]string `yaml:"claims"`
+	// StripToken removes the header that carried the token before the request
+	// goes upstream.
+	StripToken bool `yaml:"strip_token"`
+}
+
+// Log configures the process log.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // json (default) or text
+}
+
+// Duration is a time.Duration written as "30s", "1m".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: expected a duration such as \"30s\"", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: expected a duration such as \"30s\", got %q", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Defaults.
+const (
+	DefaultRealm    = "claimcheck"
+	DefaultMaxSize  = 16 << 10
+	DefaultDecision = "claimcheck/authz/allow"
+	maxClockSkew    = 10 * time.Minute
+)
+
+// AsymmetricAlgorithms are the JWS algorithms accepted when an issuer lists none.
+var AsymmetricAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Load reads, decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes and validates a configuration; relative paths are resolved
+// against dir.
+func Parse(b []byte, dir string) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the file is empty")
+		}
+		return nil, friendlyYAMLError(err)
+	}
+	c.setDefaults(dir)
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// TokenRequired reports whether requests without a token are denied before policy.
+func (c *Config) TokenRequired() bool { return c.Token.Required == nil || *c.Token.Required }
+
+func (c *Config) setDefaults(dir string) {
+	if len(c.Token.Sources) == 0 {
+		c.Token.Sources = []Source{{Header: "authorization", Prefix: "Bearer "}}
+	}
+	for i := range c.Token.Sources {
+		c.Token.Sources[i].Header = strings.ToLower(c.Token.Sources[i].Header)
+	}
+	if c.Token.Realm == "" {
+		c.Token.Realm = DefaultRealm
+	}
+	if c.Token.MaxSize == 0 {
+		c.Token.MaxSize = DefaultMaxSize
+	}
+	if c.Policy.Decision == "" {
+		c.Policy.Decision = DefaultDecision
+	}
+	for i, p := range c.Policy.Paths {
+		c.Policy.Paths[i] = resolve(dir, p)
+	}
+	for i := range c.Issuers {
+		c.Issuers[i].JWKSFile = resolve(dir, c.Issuers[i].JWKSFile)
+	}
+	for k, v := range c.Forward.Claims {
+		c.Forward.Claims[k] = strings.ToLower(v)
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+}
+
+func resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// problems collects validation errors so a user sees all of them at once.
+type problems []error
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+}
+
+func (c *Config) validate() error {
+	var p problems
+	validateListen(&p, "listen.grpc", c.Listen.GRPC)
+
+	if len(c.Issuers) == 0 {
+		p.add("issuers", "expected at least one issuer")
+	}
+	seen := map[string]bool{}
+	for i, is := range c.Issuers {
+		field := fmt.Sprintf("issuers[%d]", i)
+		is.validate(&p, field)
+		if seen[is.Issuer] && is.Issuer != "" {
+			p.add(field+".issuer", "%q is configured twice", is.Issuer)
+		}
+		seen[is.Issuer] = true
+	}
+
+	for i, s := range c.Token.Sources {
+		s.validate(&p, fmt.Sprintf("token.sources[%d]", i))
+	}
+	if c.Token.MaxSize < 1024 || c.Token.MaxSize > 1<<20 {
+		p.add("token.max_size", "expected a size in bytes between 1024 and 1048576, got %d", c.Token.MaxSize)
+	}
+	if strings.ContainsAny(c.Token.Realm, "\"\\\r\n") {
+		p.add("token.realm", "must not contain quotes, backslashes or line breaks")
+	}
+
+	if len(c.Policy.Paths) == 0 {
+		p.add("policy.paths", "expected at least one .rego file or directory")
+	}
+	for i, path := range c.Policy.Paths {
+		if _, err := os.Stat(path); err != nil {
+			p.add(fmt.Sprintf("policy.paths[%d]", i), "%v", err)
+		}
+	}
+	if !decisionPattern.MatchString(strings.TrimPrefix(c.Policy.Decision, "/")) {
+		p.add("policy.decision", "expected a rule path such as claimcheck/authz/allow, got %q", c.Policy.Decision)
+	}
+
+	for claim, header := range c.Forward.Claims {
+		field := fmt.Sprintf("forward.claims.%s", claim)
+		if claim == "" {
+			p.add("forward.claims", "a claim name is empty")
+		}
+		if !headerName.MatchString(header) {
+			p.add(field, "expected an HTTP header name, got %q", header)
+		} else if reservedHeader(header) {
+			p.add(field, "header %q cannot be set from a claim", header)
+		}
+	}
+
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		p.add("log.level", "expected debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		p.add("log.format", "expected json or text, got %q", c.Log.Format)
+	}
+	return errors.Join(p...)
+}
+
+func (is Issuer) validate(p *problems, field string) {
+	if is.Issuer == "" {
+		p.add(field+".issuer", "expected the issuer identifier (the tokens' iss value)")
+	}
+	if len(is.Audiences) == 0 {
+		p.add(field+".audiences", "expected at least one audience")
+	}
+	for j, a := range is.Audiences {
+		if a == "" {
+			p.add(fmt.Sprintf("%s.audiences[%d]", field, j), "expected a non-empty audience")
+		}
+	}
+	switch {
+	case is.JWKSURI != "" && is.JWKSFile != "":
+		p.add(field, "set jwks_uri or jwks_file, not both")
+	case is.JWKSFile != "":
+		if _, err := os.Stat(is.JWKSFile); err != nil {
+			p.add(field+".jwks_file", "%v", err)
+		}
+	case is.JWKSURI != "":
+		validateFetchURL(p, field+".jwks_uri", is.JWKSURI, is.AllowInsecureHTTP)
+	default:
+		validateFetchURL(p, field+".issuer", is.Issuer, is.AllowInsecureHTTP)
+	}
+	for j, a := range is.Algorithms {
+		if !slices.Contains(AsymmetricAlgorithms, a) {
+			p.add(fmt.Sprintf("%s.algorithms[%d]", field, j), "expected one of %s, got %q", strings.Join(AsymmetricAlgorithms, ", "), a)
+		}
+	}
+	if d := time.Duration(is.ClockSkew); d < 0 || d > maxClockSkew {
+		p.add(field+".clock_skew", "expected a duration between 0s and %s, got %s", maxClockSkew, d)
+	}
+}
+
+func (s Source) validate(p *problems, field string) {
+	n := 0
+	for _, v := range []string{s.Header, s.Query, s.Cookie} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		p.add(field, "expected exactly one of header, query or cookie")
+		return
+	}
+	if s.Prefix != "" && s.Header == "" {
+		p.add(field+".prefix", "a prefix applies only to a header source")
+	}
+	if s.Header != "" && !headerName.MatchString(s.Header) {
+		p.add(field+".header", "expected an HTTP header name, got %q", s.Header)
+	}
+}
+
+// validateFetchURL checks a URL claimcheck fetches keys or discovery from.
+func validateFetchURL(p *problems, field, raw string, allowHTTP bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		p.add(field, "expected an absolute https URL to fetch keys from (or set jwks_uri or jwks_file), got %q", raw)
+		return
+	}
+	if u.Scheme == "http" && !allowHTTP && !IsLoopback(u.Hostname()) {
+		p.add(field, "http is allowed only for loopback hosts or with allow_insecure_http: true, got %q", raw)
+	}
+}
+
+// IsLoopback reports whether host names this machine's loopback interface.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validateListen(p *problems, field, addr string) {
+	if addr == "" {
+		p.add(field, "expected an address such as 127.0.0.1:9191 or unix:///run/claimcheck.sock")
+		return
+	}
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if !filepath.IsAbs(path) {
+			p.add(field, "expected an absolute socket path after unix://, got %q", path)
+		}
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(field, "expected host:port or unix:///path, got %q", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		p.add(field, "expected a port number from 0 to 65535, got %q", port)
+	}
+}
+
+var (
+	decisionPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$`)
+	headerName      = regexp.MustCompile("^[a-z0-9!#$%&'*+.^_`|~-]+$")
+)
+
+// reservedHeader reports headers a claim must never overwrite.
+func reservedHeader(h string) bool {
+	switch h {
+	case "host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "authorization", "cookie":
+		return true
+	}
+	return strings.HasPrefix(h, ":")
+}
+
+// yamlTypeNames maps Go type names in yaml.v3 errors to config paths.
+var yamlTypeNames = map[string]string{
+	"config.Config":  "the top level",
+	"config.Listen":  "listen",
+	"config.Issuer":  "issuers[]",
+	"config.Token":   "token",
+	"config.Source":  "token.sources[]",
+	"config.Policy":  "policy",
+	"config.Forward": "forward",
+	"config.Log":     "log",
+}
+
+var (
+	unknownField = regexp.MustCompile(`field (\S+) not found in type (\S+)`)
+	wrongType    = regexp.MustCompile("cannot unmarshal !!(\\w+)(?: `([^`]*)`)? into (\\S+)")
+)
+
+// friendlyYAMLError rewrites yaml.v3's messages in the config's own terms.
+func friendlyYAMLError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("not valid YAML: %w", err)
+	}
+	msgs := make([]error, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		m = unknownField.ReplaceAllStringFunc(m, func(s string) string {
+			sub := unknownField.FindStringSubmatch(s)
+			return fmt.Sprintf("unknown field %q in %s", sub[1], typeName(sub[2]))
+		})
+		m = wrongType.ReplaceAllStringFunc(m, func(s string) string {
+			sub := wrongType.FindStringSubmatch(s)
+			if sub[2] == "" {
+				return fmt.Sprintf("expected %s, got a %s", goTypeWord(sub[3]), sub[1])
+			}
+			return fmt.Sprintf("expected %s, got %s %q", goTypeWord(sub[3]), sub[1], sub[2])
+		})
+		msgs = append(msgs, errors.New(m))
+	}
+	return errors.Join(msgs...)
+}
+
+func typeName(t string) string {
+	if n, ok := yamlTypeNames[t]; ok {
+		return n
+	}
+	return t
+}
+
+func goTypeWord(t string) string {
+	switch {
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	case t == "bool" || t == "*bool":
+		return "true or false"
+	case t == "int":
+		return "a whole number"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "config."):
+		return "a mapping (" + typeName(t) + ")"
+	}
+	return t
+}

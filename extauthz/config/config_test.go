@@ -1,0 +1,196 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validYAML is a minimal valid config; tests replace parts of it.
+const validYAML = `
+listen: {grpc: "127.0.0.1:9191"}
+issuers:
+  - issuer: https://id.example.com
+    audiences: [orders-api]
+    jwks_file: jwks.json
+    clock_skew: 30s
+policy:
+  paths: [policy]
+`
+
+// dirWithFiles returns a directory holding the files validYAML names.
+func dirWithFiles(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), []byte(`{"keys":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "policy"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestParseAppliesDefaultsAndResolvesPaths(t *testing.T) {
+	dir := dirWithFiles(t)
+	c, err := Parse([]byte(validYAML), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Token.Sources; len(got) != 1 || got[0].Header != "authorization" || got[0].Prefix != "Bearer " {
+		t.Errorf("default sources = %+v", got)
+	}
+	if c.Token.MaxSize != DefaultMaxSize || c.Token.Realm != DefaultRealm || c.Policy.Decision != DefaultDecision {
+		t.Errorf("defaults not applied: %+v %+v", c.Token, c.Policy)
+	}
+	if !c.TokenRequired() {
+		t.Error("token should be required by default")
+	}
+	if want := filepath.Join(dir, "policy"); c.Policy.Paths[0] != want {
+		t.Errorf("policy path = %q, want %q", c.Policy.Paths[0], want)
+	}
+	if want := filepath.Join(dir, "jwks.json"); c.Issuers[0].JWKSFile != want {
+		t.Errorf("jwks_file = %q, want %q", c.Issuers[0].JWKSFile, want)
+	}
+	if time.Duration(c.Issuers[0].ClockSkew) != 30*time.Second {
+		t.Errorf("clock_skew = %v", time.Duration(c.Issuers[0].ClockSkew))
+	}
+}
+
+func TestParseAcceptsFullContract(t *testing.T) {
+	dir := dirWithFiles(t)
+	yml := `
+listen: {grpc: "unix:///run/claimcheck.sock"}
+issuers:
+  - issuer: https://id.example.com
+    audiences: [orders-api]
+    jwks_uri: https://id.example.com/jwks.json
+    algorithms: [RS256, ES256]
+    clock_skew: 30s
+  - issuer: https://other.example.com
+    audiences: [a, b]
+token:
+  sources: [{header: Authorization, prefix: "Bearer "}, {query: access_token}, {cookie: at}]
+  required: false
+policy:
+  paths: [policy]
+  decision: claimcheck/authz/allow
+forward:
+  claims: {client_id: X-Client-Id, sub: x-subject}
+  strip_token: true
+log: {level: debug, format: text}
+`
+	c, err := Parse([]byte(yml), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TokenRequired() {
+		t.Error("required: false was ignored")
+	}
+	if c.Token.Sources[0].Header != "authorization" || c.Forward.Claims["client_id"] != "x-client-id" {
+		t.Error("header names are not lower-cased")
+	}
+}
+
+func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace [2]string // old, new within validYAML
+		append  string
+		want    []string // every substring must appear in the error
+	}{
+		{name: "unknown top-level field", append: "listn: {}\n", want: []string{`unknown field "listn"`, "top level", "line"}},
+		{name: "unknown issuer field", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    audience: x"}, want: []string{`unknown field "audience"`, "issuers[]"}},
+		{name: "unknown field in a token source", append: "token: {sources: [{header: x, prefx: y}]}\n", want: []string{`unknown field "prefx"`, "token.sources[]"}},
+		{name: "bad duration", replace: [2]string{"30s", "thirty"}, want: []string{"duration", `"thirty"`}},
+		{name: "wrong type", replace: [2]string{"audiences: [orders-api]", "audiences: {a: b}"}, want: []string{"expected a list"}},
+		{name: "missing listen", replace: [2]string{`listen: {grpc: "127.0.0.1:9191"}`, ""}, want: []string{"listen.grpc", "expected an address"}},
+		{name: "bad listen port", replace: [2]string{"9191", "99999"}, want: []string{"listen.grpc", "port"}},
+		{name: "relative unix socket", replace: [2]string{"127.0.0.1:9191", "unix://run.sock"}, want: []string{"listen.grpc", "absolute"}},
+		{name: "no issuers", replace: [2]string{"  - issuer: https://id.example.com\n    audiences: [orders-api]\n    jwks_file: jwks.json\n    clock_skew: 30s\n", ""}, want: []string{"issuers: expected at least one issuer"}},
+		{name: "no audiences", replace: [2]string{"audiences: [orders-api]", "audiences: []"}, want: []string{"issuers[0].audiences", "at least one"}},
+		{name: "both jwks sources", replace: [2]string{"jwks_file: jwks.json", "jwks_file: jwks.json\n    jwks_uri: https://x/j"}, want: []string{"issuers[0]", "not both"}},
+		{name: "missing jwks file", replace: [2]string{"jwks_file: jwks.json", "jwks_file: nope.json"}, want: []string{"issuers[0].jwks_file", "nope.json"}},
+		{name: "http jwks uri to a remote host", replace: [2]string{"jwks_file: jwks.json", "jwks_uri: http://id.example.com/jwks"}, want: []string{"issuers[0].jwks_uri", "allow_insecure_http"}},
+		{name: "discovery needs a URL issuer", replace: [2]string{"https://id.example.com\n    audiences: [orders-api]\n    jwks_file: jwks.json", "my-issuer\n    audiences: [orders-api]"}, want: []string{"issuers[0].issuer", "https URL"}},
+		{name: "symmetric algorithm", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    algorithms: [HS256]"}, want: []string{"issuers[0].algorithms[0]", "RS256", `"HS256"`}},
+		{name: "none algorithm", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    algorithms: [none]"}, want: []string{"issuers[0].algorithms[0]"}},
+		{name: "skew too large", replace: [2]string{"30s", "1h"}, want: []string{"issuers[0].clock_skew", "between 0s and 10m0s"}},
+		{name: "duplicate issuer", replace: [2]string{"    clock_skew: 30s\n", "    clock_skew: 30s\n  - issuer: https://id.example.com\n    audiences: [x]\n    jwks_file: jwks.json\n"}, want: []string{"issuers[1].issuer", "twice"}},
+		{name: "source with two places", append: "token: {sources: [{header: x, query: y}]}\n", want: []string{"token.sources[0]", "exactly one of header, query or cookie"}},
+		{name: "prefix on a query source", append: "token: {sources: [{query: t, prefix: 'Bearer '}]}\n", want: []string{"token.sources[0].prefix"}},
+		{name: "max size out of range", append: "token: {max_size: 10}\n", want: []string{"token.max_size", "between 1024 and 1048576"}},
+		{name: "no policy paths", replace: [2]string{"paths: [policy]", "paths: []"}, want: []string{"policy.paths", "at least one"}},
+		{name: "missing policy path", replace: [2]string{"paths: [policy]", "paths: [nowhere]"}, want: []string{"policy.paths[0]", "nowhere"}},
+		{name: "bad decision path", replace: [2]string{"paths: [policy]", "paths: [policy]\n  decision: data.x.allow"}, want: []string{"policy.decision", "claimcheck/authz/allow"}},
+		{name: "forward to a reserved header", append: "forward: {claims: {sub: authorization}}\n", want: []string{"forward.claims.sub", "cannot be set"}},
+		{name: "forward to an invalid header", append: "forward: {claims: {sub: 'x y'}}\n", want: []string{"forward.claims.sub", "header name"}},
+		{name: "bad log level", append: "log: {level: loud}\n", want: []string{"log.level", `"loud"`}},
+		{name: "empty file", replace: [2]string{validYAML, ""}, want: []string{"empty"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yml := validYAML
+			if tt.replace[0] != "" {
+				if !strings.Contains(yml, tt.replace[0]) {
+					t.Fatalf("test bug: %q not in validYAML", tt.replace[0])
+				}
+				yml = strings.Replace(yml, tt.replace[0], tt.replace[1], 1)
+			}
+			yml += tt.append
+			_, err := Parse([]byte(yml), dirWithFiles(t))
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	dir := dirWithFiles(t)
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(validYAML+"bogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), `unknown field "bogus"`) {
+		t.Fatalf("Load error = %v", err)
+	}
+}
+
+func TestShippedQuickstartConfigIsValid(t *testing.T) {
+	if _, err := Load("../../examples/quickstart/config.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(validYAML))
+	f.Add([]byte("listen: {grpc: \"unix:///x.sock\"}\nissuers: [{issuer: https://a, audiences: [b]}]\npolicy: {paths: [policy]}\n"))
+	f.Add([]byte("token: {sources: [{header: a, query: b}], max_size: -1}\n"))
+	f.Add([]byte("issuers: [{clock_skew: 1h}]\nforward: {claims: {'': ':path'}}\n"))
+	f.Add([]byte("{{{"))
+	dir := dirWithFiles(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Parse(b, dir)
+		if err != nil {
+			return
+		}
+		// Whatever parses must satisfy what serve relies on.
+		if c.Listen.GRPC == "" || len(c.Issuers) == 0 || len(c.Policy.Paths) == 0 || len(c.Token.Sources) == 0 {
+			t.Fatalf("accepted an incomplete config: %+v", c)
+		}
+		for _, is := range c.Issuers {
+			if len(is.Audiences) == 0 {
+				t.Fatalf("accepted an issuer without audiences: %+v", is)
+			}
+		}
+	})
+}
