@@ -1,0 +1,106 @@
+package token
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every rejection from Verify wraps exactly one of them;
+// test with errors.Is, or map to a reason code with Reason.
+var (
+	// ErrTooLarge: the raw token exceeds the size limit.
+	ErrTooLarge = errors.New("token too large")
+	// ErrMalformed: the token is not a well-formed compact JWS with JSON
+	// object header and payload.
+	ErrMalformed = errors.New("token malformed")
+	// ErrIssuerUnknown: iss is missing, not a string, or not configured.
+	ErrIssuerUnknown = errors.New("issuer unknown")
+	// ErrAlgorithm: alg is "none", not allowed for the issuer, or does not
+	// fit the selected key.
+	ErrAlgorithm = errors.New("algorithm not allowed")
+	// ErrUnsupportedHeader: the header uses an extension ("crit", "b64").
+	ErrUnsupportedHeader = errors.New("header unsupported")
+	// ErrKeyUnknown: no usable key in the issuer's set matches the token.
+	ErrKeyUnknown = errors.New("key unknown")
+	// ErrSignature: the signature does not verify.
+	ErrSignature = errors.New("signature invalid")
+	// ErrExpired: the token is past exp, allowing for clock skew.
+	ErrExpired = errors.New("token expired")
+	// ErrNoExpiry: the token has no exp claim.
+	ErrNoExpiry = errors.New("exp missing")
+	// ErrNotYetValid: the token is before nbf, allowing for clock skew.
+	ErrNotYetValid = errors.New("token not yet valid")
+	// ErrIssuedInFuture: iat is in the future, allowing for clock skew.
+	ErrIssuedInFuture = errors.New("iat in future")
+	// ErrAudience: aud names none of the issuer's configured audiences.
+	ErrAudience = errors.New("audience mismatch")
+	// ErrClaims: a registered claim has the wrong JSON type.
+	ErrClaims = errors.New("claims invalid")
+	// ErrKeysUnavailable: the issuer's keys have never been loaded. Unlike
+	// the other errors it describes the verifier, not the token, so callers
+	// answer 503 rather than 401.
+	ErrKeysUnavailable = errors.New("issuer keys unavailable")
+)
+
+// Reason returns a stable snake_case code for err, suitable for metrics
+// and logs: the code of the sentinel err wraps, or "internal_error".
+func Reason(err error) string {
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return "token_too_large"
+	case errors.Is(err, ErrMalformed):
+		return "token_malformed"
+	case errors.Is(err, ErrIssuerUnknown):
+		return "issuer_unknown"
+	case errors.Is(err, ErrAlgorithm):
+		return "algorithm_not_allowed"
+	case errors.Is(err, ErrUnsupportedHeader):
+		return "header_unsupported"
+	case errors.Is(err, ErrKeyUnknown):
+		return "key_unknown"
+	case errors.Is(err, ErrSignature):
+		return "signature_invalid"
+	case errors.Is(err, ErrExpired):
+		return "token_expired"
+	case errors.Is(err, ErrNoExpiry):
+		return "exp_missing"
+	case errors.Is(err, ErrNotYetValid):
+		return "token_not_yet_valid"
+	case errors.Is(err, ErrIssuedInFuture):
+		return "iat_in_future"
+	case errors.Is(err, ErrAudience):
+		return "audience_mismatch"
+	case errors.Is(err, ErrClaims):
+		return "claims_invalid"
+	case errors.Is(err, ErrKeysUnavailable):
+		return "issuer_keys_unavailable"
+	default:
+		return "internal_error"
+	}
+}
+
+// rejection is a Verify error: a message for humans that wraps the sentinel
+// saying why, without repeating the sentinel's own text.
+type rejection struct {
+	kind error
+	msg  string
+}
+
+func (e *rejection) Error() string { return e.msg }
+func (e *rejection) Unwrap() error { return e.kind }
+
+func reject(kind error, format string, args ...any) error {
+	return &rejection{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// maxEcho caps how much of an attacker-controlled string goes into an error.
+const maxEcho = 64
+
+// clip shortens an attacker-controlled string for an error message; quote
+// the result with %q.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	return s[:maxEcho] + "…"
+}

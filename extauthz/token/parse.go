@@ -1,0 +1,107 @@
+package token
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"strings"
+)
+
+// parsed is a structurally valid, not yet verified compact JWS.
+type parsed struct {
+	header map[string]any
+	claims map[string]any
+	alg    string
+	kid    string
+	hasKID bool
+}
+
+var segmentNames = [3]string{"header", "payload", "signature"}
+
+// parse splits raw into its three segments and decodes the header and
+// payload. It checks structure only; nothing in the result is trusted.
+func parse(raw string) (*parsed, error) {
+	if raw == "" {
+		return nil, reject(ErrMalformed, "token is empty")
+	}
+	if strings.HasPrefix(raw, "{") {
+		return nil, reject(ErrMalformed, "JWS JSON serialization is not supported, only compact")
+	}
+	if n := strings.Count(raw, ".") + 1; n != 3 {
+		if n == 5 {
+			return nil, reject(ErrMalformed, "token has 5 segments; encrypted tokens (JWE) are not supported")
+		}
+		return nil, reject(ErrMalformed, "token has %d dot-separated segments, want 3", n)
+	}
+	var seg [3][]byte
+	rest := raw
+	for i := range seg {
+		part, after, _ := strings.Cut(rest, ".")
+		rest = after
+		if part == "" {
+			return nil, reject(ErrMalformed, "%s segment is empty", segmentNames[i])
+		}
+		b, err := decodeSegment(part)
+		if err != nil {
+			return nil, reject(ErrMalformed, "%s segment is not unpadded base64url", segmentNames[i])
+		}
+		seg[i] = b
+	}
+
+	p := &parsed{}
+	var err error
+	if p.header, err = decodeObject(seg[0]); err != nil {
+		return nil, reject(ErrMalformed, "header is not a JSON object")
+	}
+	if p.claims, err = decodeObject(seg[1]); err != nil {
+		return nil, reject(ErrMalformed, "payload is not a JSON object")
+	}
+	var ok bool
+	if p.alg, ok = p.header["alg"].(string); !ok {
+		return nil, reject(ErrMalformed, "header has no string alg")
+	}
+	if v, present := p.header["kid"]; present {
+		if p.kid, ok = v.(string); !ok {
+			return nil, reject(ErrMalformed, "header kid is not a string")
+		}
+		p.hasKID = true
+	}
+	if v, present := p.header["typ"]; present {
+		if _, ok := v.(string); !ok {
+			return nil, reject(ErrMalformed, "header typ is not a string")
+		}
+	}
+	return p, nil
+}
+
+// decodeSegment decodes unpadded base64url, refusing padding, characters
+// outside the URL-safe alphabet (which the decoder would otherwise skip, as
+// it does line breaks) and non-canonical trailing bits.
+func decodeSegment(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return nil, base64.CorruptInputError(i)
+		}
+	}
+	return base64.RawURLEncoding.Strict().DecodeString(s)
+}
+
+// decodeObject decodes b, which must hold exactly one JSON object, keeping
+// numbers as json.Number.
+func decodeObject(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errNotObject
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errNotObject
+	}
+	return m, nil
+}
