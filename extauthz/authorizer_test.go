@@ -1,0 +1,456 @@
+package extauthz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/claimcheck/claimcheck/extauthz/token"
+	"github.com/claimcheck/claimcheck/policy"
+)
+
+// fakeVerifier accepts the tokens it knows and returns err for the others.
+type fakeVerifier struct {
+	tokens map[string]*token.Token
+	err    error
+}
+
+func (f fakeVerifier) Verify(_ context.Context, raw string) (*token.Token, error) {
+	if t, ok := f.tokens[raw]; ok {
+		return t, nil
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	return nil, fmt.Errorf("%w: unknown test token", token.ErrSignature)
+}
+
+// fakePolicy records its input and answers with fn.
+type fakePolicy struct {
+	fn    func(input map[string]any) (policy.Result, error)
+	input map[string]any
+}
+
+func (f *fakePolicy) Eval(_ context.Context, v ast.Value) (policy.Result, error) {
+	var m map[string]any
+	if err := ast.As(v, &m); err != nil {
+		return policy.Result{}, err
+	}
+	f.input = m
+	return f.fn(m)
+}
+
+func allowAll(map[string]any) (policy.Result, error) { return policy.Result{Allowed: true}, nil }
+
+var goodToken = &token.Token{
+	Issuer: "https://id.example.com",
+	Header: map[string]any{"alg": "ES256", "kid": "k1", "typ": "at+jwt"},
+	Claims: map[string]any{
+		"iss": "https://id.example.com", "sub": "svc", "client_id": "service-client-id",
+		"aud": "orders-api", "exp": json.Number("2000000000"), "scope": "orders:read orders:write",
+	},
+	Scopes: []string{"orders:read", "orders:write"},
+	KeyID:  "k1",
+}
+
+// httpRequest returns a CheckRequest for method and path with headers.
+func httpRequest(method, path string, headers map[string]string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{
+			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Address: "10.0.0.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 41000}}}},
+			Principal: "spiffe://cluster.local/ns/shop/sa/checkout",
+		},
+		Destination: &authv3.AttributeContext_Peer{
+			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Address: "10.0.0.9", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 8080}}}},
+		},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Id: "req-1", Method: method, Path: path, Host: "orders.internal", Scheme: "https",
+			Protocol: "HTTP/2", Headers: headers,
+		}},
+		ContextExtensions: map[string]string{"route": "orders"},
+	}}
+}
+
+func bearer(raw string) map[string]string { return map[string]string{"authorization": "Bearer " + raw} }
+
+func header(hs []policy.Header, key string) (string, bool) {
+	for _, h := range hs {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
+
+func newAuthorizer(t *testing.T, cfg Config, v Verifier, p Policy) *Authorizer {
+	t.Helper()
+	a, err := New(cfg, v, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestCheckDecisions(t *testing.T) {
+	verifier := fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}
+	tests := []struct {
+		name       string
+		cfg        Config
+		verifier   Verifier
+		policy     func(map[string]any) (policy.Result, error)
+		req        *authv3.CheckRequest
+		allowed    bool
+		status     int
+		reason     string
+		oauthError string // "error" member of the JSON body, for generated bodies
+		challenge  string // substring of WWW-Authenticate; "" = header absent
+	}{
+		{name: "missing token is 401 with a Bearer challenge", cfg: Config{TokenRequired: true},
+			req: httpRequest("GET", "/orders", nil), status: 401, reason: ReasonMissingToken,
+			oauthError: "unauthorized", challenge: `Bearer realm="claimcheck"`},
+		{name: "basic credentials are not a bearer token", cfg: Config{TokenRequired: true},
+			req: httpRequest("GET", "/orders", map[string]string{"authorization": "Basic dXNlcjpwdw=="}), status: 401,
+			reason: ReasonMissingToken, oauthError: "unauthorized", challenge: `Bearer realm="claimcheck"`},
+		{name: "expired token is 401 invalid_token", cfg: Config{TokenRequired: true},
+			verifier: fakeVerifier{err: fmt.Errorf("%w at 2026-01-01T00:00:00Z", token.ErrExpired)},
+			req:      httpRequest("GET", "/orders", bearer("old")), status: 401, reason: "token_expired",
+			oauthError: "invalid_token", challenge: `error="invalid_token", error_description="token expired at 2026-01-01T00:00:00Z"`},
+		{name: "bad signature is 401 invalid_token", cfg: Config{TokenRequired: true},
+			req: httpRequest("GET", "/orders", bearer("forged")), status: 401, reason: "signature_invalid",
+			oauthError: "invalid_token", challenge: `error="invalid_token"`},
+		{name: "keys never loaded is 503", cfg: Config{TokenRequired: true},
+			verifier: fakeVerifier{err: fmt.Errorf("%w: issuer x", token.ErrKeysUnavailable)},
+			req:      httpRequest("GET", "/orders", bearer("any")), status: 503, reason: "issuer_keys_unavailable",
+			oauthError: "temporarily_unavailable"},
+		{name: "unexpected verifier error is 503, never an allow", cfg: Config{TokenRequired: true},
+			verifier: fakeVerifier{err: errors.New("boom")},
+			req:      httpRequest("GET", "/orders", bearer("any")), status: 503, reason: ReasonInternal,
+			oauthError: "temporarily_unavailable"},
+		{name: "policy allow", cfg: Config{TokenRequired: true}, policy: allowAll,
+			req: httpRequest("GET", "/orders", bearer("good")), allowed: true, status: 200, reason: ReasonAllowed},
+		{name: "policy deny is 403", cfg: Config{TokenRequired: true},
+			policy: func(map[string]any) (policy.Result, error) { return policy.Result{}, nil },
+			req:    httpRequest("GET", "/orders", bearer("good")), status: 403, reason: ReasonPolicyDenied, oauthError: "access_denied"},
+		{name: "policy undefined is 403", cfg: Config{TokenRequired: true},
+			policy: func(map[string]any) (policy.Result, error) { return policy.Result{}, policy.ErrUndefined },
+			req:    httpRequest("GET", "/orders", bearer("good")), status: 403, reason: ReasonPolicyUndefined, oauthError: "access_denied"},
+		{name: "policy error is 503", cfg: Config{TokenRequired: true},
+			policy: func(map[string]any) (policy.Result, error) {
+				return policy.Result{Allowed: true}, errors.New("eval_conflict_error")
+			},
+			req: httpRequest("GET", "/orders", bearer("good")), status: 503, reason: ReasonPolicyError, oauthError: "temporarily_unavailable"},
+		{name: "policy panic is a deny", cfg: Config{TokenRequired: true},
+			policy: func(map[string]any) (policy.Result, error) { panic("policy bug") },
+			req:    httpRequest("GET", "/orders", bearer("good")), status: 503, reason: ReasonInternal, oauthError: "temporarily_unavailable"},
+		{name: "request without HTTP attributes is 400", cfg: Config{TokenRequired: true},
+			req: &authv3.CheckRequest{}, status: 400, reason: ReasonBadRequest, oauthError: "invalid_request"},
+		{name: "nil request is 400", cfg: Config{TokenRequired: true},
+			req: nil, status: 400, reason: ReasonBadRequest, oauthError: "invalid_request"},
+		{name: "malformed query is 400", cfg: Config{TokenRequired: true},
+			req: httpRequest("GET", "/orders?a=%zz", bearer("good")), status: 400, reason: ReasonBadRequest, oauthError: "invalid_request"},
+		{name: "optional token: policy may allow without one", cfg: Config{TokenRequired: false}, policy: allowAll,
+			req: httpRequest("GET", "/public", nil), allowed: true, status: 200, reason: ReasonAllowed},
+		{name: "optional token: a policy deny without one asks for credentials", cfg: Config{TokenRequired: false},
+			policy: func(map[string]any) (policy.Result, error) { return policy.Result{}, nil },
+			req:    httpRequest("GET", "/orders", nil), status: 401, reason: ReasonMissingToken,
+			oauthError: "unauthorized", challenge: `Bearer realm="claimcheck"`},
+		{name: "optional token: a present but bad token is still 401", cfg: Config{TokenRequired: false}, policy: allowAll,
+			req: httpRequest("GET", "/orders", bearer("forged")), status: 401, reason: "signature_invalid",
+			oauthError: "invalid_token", challenge: `error="invalid_token"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tt.verifier
+			if v == nil {
+				v = verifier
+			}
+			fn := tt.policy
+			if fn == nil {
+				fn = func(map[string]any) (policy.Result, error) {
+					t.Error("policy must not be evaluated")
+					return policy.Result{Allowed: true}, nil
+				}
+			}
+			d := newAuthorizer(t, tt.cfg, v, &fakePolicy{fn: fn}).Check(context.Background(), tt.req)
+			if d.Allowed != tt.allowed || d.Status != tt.status || d.Reason != tt.reason {
+				t.Fatalf("got allowed=%v status=%d reason=%q (%s), want %v %d %q",
+					d.Allowed, d.Status, d.Reason, d.Description, tt.allowed, tt.status, tt.reason)
+			}
+			if meta, _ := d.DynamicMetadata["claimcheck"].(map[string]any); meta["reason"] != tt.reason {
+				t.Errorf("dynamic metadata reason = %v, want %q", meta["reason"], tt.reason)
+			}
+			if tt.allowed {
+				return
+			}
+			var body struct{ Error, ErrorDescription string }
+			if err := json.Unmarshal([]byte(d.Body), &body); err != nil {
+				t.Fatalf("deny body %q is not JSON: %v", d.Body, err)
+			}
+			if body.Error != tt.oauthError {
+				t.Errorf("body error = %q, want %q", body.Error, tt.oauthError)
+			}
+			if ct, _ := header(d.DenyHeaders, "content-type"); ct != "application/json" {
+				t.Errorf("content-type = %q", ct)
+			}
+			ch, ok := header(d.DenyHeaders, "www-authenticate")
+			if tt.challenge == "" && ok {
+				t.Errorf("unexpected WWW-Authenticate %q", ch)
+			}
+			if tt.challenge != "" && !strings.Contains(ch, tt.challenge) {
+				t.Errorf("WWW-Authenticate = %q, want it to contain %q", ch, tt.challenge)
+			}
+		})
+	}
+}
+
+func TestPolicyObjectResultIsPassedThrough(t *testing.T) {
+	p := &fakePolicy{fn: func(map[string]any) (policy.Result, error) {
+		return policy.Result{
+			Allowed:                true,
+			Headers:                []policy.Header{{Key: "x-tenant", Value: "shop"}},
+			ResponseHeadersToAdd:   []policy.Header{{Key: "x-authz", Value: "claimcheck"}},
+			RequestHeadersToRemove: []string{"x-debug"},
+			DynamicMetadata:        map[string]any{"tenant": "shop"},
+		}, nil
+	}}
+	d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
+		Check(context.Background(), httpRequest("GET", "/orders", bearer("good")))
+	if !d.Allowed {
+		t.Fatalf("denied: %s", d.Description)
+	}
+	if v, _ := header(d.UpstreamHeaders, "x-tenant"); v != "shop" {
+		t.Errorf("upstream headers = %v", d.UpstreamHeaders)
+	}
+	if !reflect.DeepEqual(d.ResponseHeaders, []policy.Header{{Key: "x-authz", Value: "claimcheck"}}) {
+		t.Errorf("response headers = %v", d.ResponseHeaders)
+	}
+	if !reflect.DeepEqual(d.RemoveHeaders, []string{"x-debug"}) {
+		t.Errorf("remove headers = %v", d.RemoveHeaders)
+	}
+	meta := d.DynamicMetadata
+	if meta["tenant"] != "shop" {
+		t.Errorf("policy metadata lost: %v", meta)
+	}
+	cc := meta["claimcheck"].(map[string]any)
+	if cc["client_id"] != "service-client-id" || cc["issuer"] != "https://id.example.com" || cc["sub"] != "svc" {
+		t.Errorf("claimcheck metadata = %v", cc)
+	}
+}
+
+func TestPolicyDenyWithStatusBodyAndHeaders(t *testing.T) {
+	p := &fakePolicy{fn: func(map[string]any) (policy.Result, error) {
+		return policy.Result{
+			HTTPStatus: http.StatusTeapot,
+			Body:       "no tea for you",
+			Headers:    []policy.Header{{Key: "x-reason", Value: "teapot"}},
+		}, nil
+	}}
+	d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
+		Check(context.Background(), httpRequest("GET", "/orders", bearer("good")))
+	if d.Allowed || d.Status != http.StatusTeapot || d.Body != "no tea for you" || d.Reason != ReasonPolicyDenied {
+		t.Fatalf("decision = %+v", d)
+	}
+	if !reflect.DeepEqual(d.DenyHeaders, []policy.Header{{Key: "x-reason", Value: "teapot"}}) {
+		t.Errorf("deny headers = %v", d.DenyHeaders)
+	}
+}
+
+func TestForwardClaimsAndStripToken(t *testing.T) {
+	cfg := Config{
+		TokenRequired: true,
+		ForwardClaims: map[string]string{"client_id": "x-client-id", "sub": "x-subject", "tenant": "x-tenant", "scope": "x-scope"},
+		StripToken:    true,
+	}
+	d := newAuthorizer(t, cfg, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, &fakePolicy{fn: allowAll}).
+		Check(context.Background(), httpRequest("GET", "/orders", map[string]string{
+			"authorization": "Bearer good",
+			"x-tenant":      "spoofed-by-client",
+		}))
+	if !d.Allowed {
+		t.Fatalf("denied: %s", d.Description)
+	}
+	want := []policy.Header{
+		{Key: "x-client-id", Value: "service-client-id"},
+		{Key: "x-scope", Value: "orders:read orders:write"},
+		{Key: "x-subject", Value: "svc"},
+	}
+	if !reflect.DeepEqual(d.UpstreamHeaders, want) {
+		t.Errorf("upstream headers = %v, want %v", d.UpstreamHeaders, want)
+	}
+	// The absent claim's header is removed so a client cannot supply it, and
+	// the token's header is stripped.
+	if !reflect.DeepEqual(d.RemoveHeaders, []string{"x-tenant", "authorization"}) {
+		t.Errorf("remove headers = %v", d.RemoveHeaders)
+	}
+}
+
+func TestClaimHeaderValue(t *testing.T) {
+	tok := &token.Token{Claims: map[string]any{
+		"s": "plain", "n": json.Number("42"), "b": true, "l": []any{"a", "b"},
+		"mixed": []any{"a", json.Number("1")}, "obj": map[string]any{"k": "v"},
+		"crlf": "a\r\nx-injected: 1", "null": nil,
+	}}
+	tests := []struct {
+		claim string
+		want  string
+		ok    bool
+	}{
+		{"s", "plain", true}, {"n", "42", true}, {"b", "true", true}, {"l", "a,b", true},
+		{"mixed", `["a",1]`, true}, {"obj", `{"k":"v"}`, true},
+		{"crlf", "", false}, {"null", "", false}, {"absent", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := claimHeaderValue(tok, tt.claim)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("claimHeaderValue(%q) = %q, %v; want %q, %v", tt.claim, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestTokenSources(t *testing.T) {
+	sources := []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Header: "x-api-token"}, {Query: "access_token"}, {Cookie: "at"}}
+	tests := []struct {
+		name    string
+		path    string
+		headers map[string]string
+		want    string
+		header  string
+	}{
+		{name: "bearer header", path: "/", headers: bearer("good"), want: "good", header: "authorization"},
+		{name: "scheme is case-insensitive", path: "/", headers: map[string]string{"authorization": "bearer good"}, want: "good", header: "authorization"},
+		{name: "header without prefix", path: "/", headers: map[string]string{"x-api-token": "good"}, want: "good", header: "x-api-token"},
+		{name: "query parameter", path: "/orders?access_token=good&x=1", want: "good"},
+		{name: "cookie", path: "/", headers: map[string]string{"cookie": "theme=dark; at=good"}, want: "good"},
+		{name: "first source wins", path: "/?access_token=other", headers: bearer("good"), want: "good", header: "authorization"},
+		{name: "basic auth falls through to the next source", path: "/?access_token=good", headers: map[string]string{"authorization": "Basic abc"}, want: "good"},
+		{name: "nothing", path: "/", headers: map[string]string{"cookie": "theme=dark"}, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := parseRequest(httpRequest("GET", tt.path, tt.headers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, ok := extractToken(sources, r.headers, r.query)
+			if ok != (tt.want != "") || f.raw != tt.want || f.header != tt.header {
+				t.Errorf("got %+v %v, want raw %q header %q", f, ok, tt.want, tt.header)
+			}
+		})
+	}
+}
+
+func TestInputDocument(t *testing.T) {
+	p := &fakePolicy{fn: allowAll}
+	req := httpRequest("POST", "/orders/a%2Fb/items?limit=10&tag=x&tag=y", map[string]string{
+		"authorization": "Bearer good", "X-Custom": "v", ":path": "/orders/a%2Fb/items?limit=10&tag=x&tag=y",
+	})
+	d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
+		Check(context.Background(), req)
+	if !d.Allowed {
+		t.Fatalf("denied: %s", d.Description)
+	}
+	in := p.input
+	want := map[string]any{
+		"method": "POST", "path": "/orders/a%2Fb/items", "host": "orders.internal", "scheme": "https",
+		"protocol": "HTTP/2", "id": "req-1",
+		"query": map[string]any{"limit": []any{"10"}, "tag": []any{"x", "y"}},
+		"headers": map[string]any{
+			"authorization": "Bearer good", "x-custom": "v", ":path": "/orders/a%2Fb/items?limit=10&tag=x&tag=y",
+		},
+	}
+	if !reflect.DeepEqual(in["request"], want) {
+		t.Errorf("input.request =\n%v\nwant\n%v", in["request"], want)
+	}
+	if got := in["source"]; !reflect.DeepEqual(got, map[string]any{"address": "10.0.0.7", "port": json.Number("41000"), "principal": "spiffe://cluster.local/ns/shop/sa/checkout"}) {
+		t.Errorf("input.source = %v", got)
+	}
+	if got := in["destination"].(map[string]any)["port"]; got != json.Number("8080") {
+		t.Errorf("input.destination.port = %v", got)
+	}
+	if got := in["context_extensions"]; !reflect.DeepEqual(got, map[string]any{"route": "orders"}) {
+		t.Errorf("input.context_extensions = %v", got)
+	}
+	if got := in["parsed_path"]; !reflect.DeepEqual(got, []any{"orders", "a/b", "items"}) {
+		t.Errorf("input.parsed_path = %v", got)
+	}
+	if got := in["parsed_query"]; !reflect.DeepEqual(got, want["query"]) {
+		t.Errorf("input.parsed_query = %v", got)
+	}
+	tok := in["token"].(map[string]any)
+	if tok["issuer"] != "https://id.example.com" ||
+		!reflect.DeepEqual(tok["scopes"], []any{"orders:read", "orders:write"}) ||
+		!reflect.DeepEqual(tok["header"], map[string]any{"alg": "ES256", "kid": "k1", "typ": "at+jwt"}) ||
+		tok["claims"].(map[string]any)["client_id"] != "service-client-id" {
+		t.Errorf("input.token = %v", tok)
+	}
+	// opa-envoy-plugin compatible attributes, protojson field names.
+	http := in["attributes"].(map[string]any)["request"].(map[string]any)["http"].(map[string]any)
+	if http["method"] != "POST" || http["headers"].(map[string]any)["X-Custom"] != "v" {
+		t.Errorf("input.attributes.request.http = %v", http)
+	}
+	sock := in["attributes"].(map[string]any)["source"].(map[string]any)["address"].(map[string]any)["socketAddress"].(map[string]any)
+	if sock["address"] != "10.0.0.7" || sock["portValue"] != json.Number("41000") {
+		t.Errorf("input.attributes.source.address.socketAddress = %v", sock)
+	}
+	if in["attributes"].(map[string]any)["contextExtensions"].(map[string]any)["route"] != "orders" {
+		t.Errorf("input.attributes.contextExtensions missing")
+	}
+}
+
+func TestInputWithoutTokenHasNoTokenKey(t *testing.T) {
+	p := &fakePolicy{fn: allowAll}
+	newAuthorizer(t, Config{TokenRequired: false}, fakeVerifier{}, p).Check(context.Background(), httpRequest("GET", "/", nil))
+	if _, ok := p.input["token"]; ok {
+		t.Errorf("input.token present without a token: %v", p.input["token"])
+	}
+}
+
+func TestRawHeaderMapIsRead(t *testing.T) {
+	req := httpRequest("GET", "/orders", nil)
+	req.Attributes.Request.Http.HeaderMap = &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+		{Key: "Authorization", RawValue: []byte("Bearer good")},
+		{Key: "x-multi", RawValue: []byte("a")},
+		{Key: "x-multi", RawValue: []byte("b")},
+	}}
+	p := &fakePolicy{fn: allowAll}
+	d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
+		Check(context.Background(), req)
+	if !d.Allowed {
+		t.Fatalf("token in header_map not found: %s", d.Reason)
+	}
+	if got := p.input["request"].(map[string]any)["headers"].(map[string]any)["x-multi"]; got != "a,b" {
+		t.Errorf("repeated raw header = %v, want a,b", got)
+	}
+}
+
+func TestChallengeTextIsSafe(t *testing.T) {
+	if got := challengeText("kid \"x\\y\"\n\u00e9"); got != "kid 'x'y'??" {
+		t.Errorf("challengeText = %q", got)
+	}
+}
+
+func TestExplainSetsInputForEarlyDenies(t *testing.T) {
+	a := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{}, &fakePolicy{fn: allowAll})
+	req := httpRequest("GET", "/orders", bearer("forged"))
+	if d := a.Check(context.Background(), req); d.Input != nil {
+		t.Error("Check built an input for a token rejection")
+	}
+	d := a.Explain(context.Background(), req)
+	if d.Allowed || d.Reason != "signature_invalid" || d.Input == nil {
+		t.Fatalf("Explain = %+v", d)
+	}
+	if _, ok := d.Input["token"]; ok {
+		t.Error("a rejected token reached input.token")
+	}
+}

@@ -1,0 +1,118 @@
+package grpcserver
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"google.golang.org/grpc/codes"
+
+	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/policy"
+)
+
+func TestResponseAllowCarriesHeadersAndMetadata(t *testing.T) {
+	resp := Response(extauthz.Decision{
+		Allowed:         true,
+		Status:          200,
+		Reason:          "allowed",
+		UpstreamHeaders: []policy.Header{{Key: "x-client-id", Value: "svc"}, {Key: "x-role", Value: "a"}, {Key: "x-role", Value: "b"}},
+		RemoveHeaders:   []string{"authorization"},
+		ResponseHeaders: []policy.Header{{Key: "x-authz", Value: "claimcheck"}},
+		DynamicMetadata: map[string]any{"claimcheck": map[string]any{"reason": "allowed"}, "n": json.Number("3"), "l": []any{"x", true}},
+	})
+	if codes.Code(resp.GetStatus().GetCode()) != codes.OK || resp.GetDeniedResponse() != nil {
+		t.Fatalf("not an OK response: %v", resp)
+	}
+	ok := resp.GetOkResponse()
+	want := []struct {
+		key, value string
+		action     corev3.HeaderValueOption_HeaderAppendAction
+	}{
+		{"x-client-id", "svc", corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD},
+		{"x-role", "a", corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD},
+		{"x-role", "b", corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD},
+	}
+	if len(ok.GetHeaders()) != len(want) {
+		t.Fatalf("headers = %v", ok.GetHeaders())
+	}
+	for i, w := range want {
+		h := ok.GetHeaders()[i]
+		if h.GetHeader().GetKey() != w.key || h.GetHeader().GetValue() != w.value || h.GetAppendAction() != w.action {
+			t.Errorf("header %d = %v, want %+v", i, h, w)
+		}
+	}
+	if len(ok.GetHeadersToRemove()) != 1 || ok.GetHeadersToRemove()[0] != "authorization" {
+		t.Errorf("headers to remove = %v", ok.GetHeadersToRemove())
+	}
+	if len(ok.GetResponseHeadersToAdd()) != 1 {
+		t.Errorf("response headers = %v", ok.GetResponseHeadersToAdd())
+	}
+	m := resp.GetDynamicMetadata().AsMap()
+	if m["n"] != 3.0 || m["claimcheck"].(map[string]any)["reason"] != "allowed" {
+		t.Errorf("dynamic metadata = %v", m)
+	}
+}
+
+func TestResponseDenyMapsStatusToGRPCCode(t *testing.T) {
+	tests := []struct {
+		status int
+		code   codes.Code
+	}{
+		{401, codes.Unauthenticated},
+		{403, codes.PermissionDenied},
+		{418, codes.PermissionDenied},
+		{400, codes.InvalidArgument},
+		{503, codes.Unavailable},
+	}
+	for _, tt := range tests {
+		resp := Response(extauthz.Decision{
+			Status:      tt.status,
+			Reason:      "r",
+			DenyHeaders: []policy.Header{{Key: "www-authenticate", Value: `Bearer realm="x"`}},
+			Body:        `{"error":"e"}`,
+		})
+		if got := codes.Code(resp.GetStatus().GetCode()); got != tt.code {
+			t.Errorf("status %d: gRPC code %v, want %v", tt.status, got, tt.code)
+		}
+		d := resp.GetDeniedResponse()
+		if int(d.GetStatus().GetCode()) != tt.status || d.GetBody() != `{"error":"e"}` || d.GetHeaders()[0].GetHeader().GetKey() != "www-authenticate" {
+			t.Errorf("status %d: denied response = %v", tt.status, d)
+		}
+		if resp.GetOkResponse() != nil {
+			t.Errorf("status %d: a deny carries an OK response", tt.status)
+		}
+	}
+}
+
+func TestListenRefusesASocketInUse(t *testing.T) {
+	path := "unix://" + t.TempDir() + "/cc.sock"
+	l, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := Listen(path); err == nil {
+		t.Fatal("a second Listen on a live socket succeeded")
+	}
+}
+
+func TestListenReplacesAStaleSocket(t *testing.T) {
+	path := t.TempDir() + "/cc.sock"
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("test setup: stale socket missing: %v", err)
+	}
+	l2, err := Listen("unix://" + path)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	l2.Close()
+}
