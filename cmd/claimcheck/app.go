@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/extauthz/config"
+	"github.com/claimcheck/claimcheck/extauthz/keys"
+	"github.com/claimcheck/claimcheck/extauthz/token"
+	"github.com/claimcheck/claimcheck/policy"
+)
+
+// app is everything a loaded configuration builds.
+type app struct {
+	authorizer *extauthz.Authorizer
+	policy     *policy.Engine
+	remotes    []*keys.Remote
+}
+
+// build loads keys and policy for cfg. Remote key sets load in the
+// background; ready reports when all have.
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	a := &app{}
+	issuers := make([]token.Issuer, 0, len(cfg.Issuers))
+	for _, ic := range cfg.Issuers {
+		src, err := a.keySource(ctx, ic, log)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		issuers = append(issuers, token.Issuer{
+			Issuer:     ic.Issuer,
+			Audiences:  ic.Audiences,
+			Algorithms: ic.Algorithms,
+			ClockSkew:  time.Duration(ic.ClockSkew),
+			Keys:       src,
+		})
+	}
+	v, err := token.NewVerifier(issuers, token.WithMaxSize(cfg.Token.MaxSize))
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.policy, err = policy.New(ctx, policy.Config{Paths: cfg.Policy.Paths, Decision: cfg.Policy.Decision}, policy.WithLogger(log))
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	sources := make([]extauthz.TokenSource, len(cfg.Token.Sources))
+	for i, s := range cfg.Token.Sources {
+		sources[i] = extauthz.TokenSource(s)
+	}
+	a.authorizer, err = extauthz.New(extauthz.Config{
+		Sources:       sources,
+		TokenRequired: cfg.TokenRequired(),
+		Realm:         cfg.Token.Realm,
+		ForwardClaims: cfg.Forward.Claims,
+		StripToken:    cfg.Forward.StripToken,
+	}, v, a.policy, log)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) keySource(ctx context.Context, ic config.Issuer, log *slog.Logger) (token.KeySource, error) {
+	if ic.JWKSFile != "" {
+		f, err := keys.NewFile(ic.JWKSFile)
+		if err != nil {
+			return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
+		}
+		return f, nil
+	}
+	r, err := keys.NewRemote(ctx, keys.RemoteConfig{
+		Issuer:            ic.Issuer,
+		JWKSURI:           ic.JWKSURI,
+		AllowInsecureHTTP: ic.AllowInsecureHTTP,
+		Logger:            log.With("issuer", ic.Issuer),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
+	}
+	a.remotes = append(a.remotes, r)
+	return r, nil
+}
+
+// ready reports whether every issuer's keys have loaded.
+func (a *app) ready() bool {
+	for _, r := range a.remotes {
+		if !r.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// waitReady polls ready until it is true or ctx is done.
+func (a *app) waitReady(ctx context.Context) bool {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for !a.ready() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+func (a *app) close() {
+	for _, r := range a.remotes {
+		r.Close()
+	}
+}

@@ -1,0 +1,413 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/claimcheck/claimcheck/extauthz/tokentest"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/claimcheck once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "claimcheck-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "claimcheck")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// server is a running claimcheck process.
+type server struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	conn   *grpc.ClientConn
+	done   chan error
+}
+
+// startServer writes config (with {{LISTEN}} replaced by listen) and starts
+// `claimcheck serve` on it.
+func startServer(t *testing.T, config, listen string) *server {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(config, "{{LISTEN}}", listen)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	s.cmd = exec.Command(binary(t), "serve", "--config", cfgPath)
+	s.cmd.Stderr = &syncWriter{w: s.stderr}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+		if t.Failed() {
+			t.Logf("claimcheck stderr:\n%s", s.stderr)
+		}
+	})
+	target := listen
+	if !strings.HasPrefix(listen, "unix://") {
+		target = "passthrough:///" + listen
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	s.conn = conn
+	return s
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
+}
+
+// health returns the server's health status, or an error while it is not up.
+func (s *server) health(ctx context.Context, service string) (healthpb.HealthCheckResponse_ServingStatus, error) {
+	resp, err := healthpb.NewHealthClient(s.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	return resp.GetStatus(), err
+}
+
+// waitHealth waits until health reports want, failing after 30 s.
+func (s *server) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last healthpb.HealthCheckResponse_ServingStatus
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		last, lastErr = s.health(ctx, "")
+		cancel()
+		if lastErr == nil && last == want {
+			return
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("claimcheck exited: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("health never became %v (last %v, %v)", want, last, lastErr)
+}
+
+func (s *server) check(t *testing.T, req *authv3.CheckRequest) *authv3.CheckResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(s.conn).Check(ctx, req)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	return resp
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (s *server) stop(t *testing.T) int {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("claimcheck did not exit after SIGTERM")
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+func quickstartPolicy(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs("../../examples/quickstart/policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func request(method, path string, headers map[string]string) *authv3.CheckRequest {
+	return checkRequest(method, path, "orders.internal", headers)
+}
+
+func bearer(tok string) map[string]string { return map[string]string{"authorization": "Bearer " + tok} }
+
+func headerValue(resp *authv3.CheckResponse, deny bool, key string) string {
+	opts := resp.GetOkResponse().GetHeaders()
+	if deny {
+		opts = resp.GetDeniedResponse().GetHeaders()
+	}
+	for _, o := range opts {
+		if o.GetHeader().GetKey() == key {
+			return o.GetHeader().GetValue()
+		}
+	}
+	return ""
+}
+
+func reason(resp *authv3.CheckResponse) string {
+	cc, _ := resp.GetDynamicMetadata().AsMap()["claimcheck"].(map[string]any)
+	s, _ := cc["reason"].(string)
+	return s
+}
+
+// TestServeEndToEnd starts the real binary, with keys from an in-test JWKS
+// server (one issuer by jwks_uri, one by OIDC discovery) and the quickstart
+// policy, and calls it with a real gRPC client.
+func TestServeEndToEnd(t *testing.T) {
+	key := tokentest.NewRSAKey(t, "rsa-1")
+	idp := tokentest.NewJWKSServer(t, key)
+	discKey := tokentest.NewECKey(t, "ec-1")
+	discIdP := tokentest.NewJWKSServer(t, discKey)
+	config := fmt.Sprintf(`
+listen: {grpc: "{{LISTEN}}"}
+issuers:
+  - issuer: %s
+    audiences: [orders-api]
+    jwks_uri: %s
+    algorithms: [RS256]
+  - issuer: %s
+    audiences: [orders-api]
+policy:
+  paths: [%s]
+  decision: claimcheck/authz/allow
+forward:
+  claims: {client_id: x-client-id}
+  strip_token: true
+log: {level: debug}
+`, idp.URL, idp.JWKSURI(), discIdP.URL, quickstartPolicy(t))
+	s := startServer(t, config, freeAddr(t))
+	s.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	if st, err := s.health(context.Background(), "envoy.service.auth.v3.Authorization"); err != nil || st != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("service health = %v, %v", st, err)
+	}
+
+	claims := func(iss, clientID string) map[string]any {
+		c := tokentest.Claims(iss, "orders-api", time.Hour)
+		c["client_id"] = clientID
+		return c
+	}
+	expired := claims(idp.URL, "service-client-id")
+	expired["exp"] = time.Now().Add(-time.Hour).Unix()
+	stranger := tokentest.NewRSAKey(t, "rsa-1")
+
+	tests := []struct {
+		name     string
+		req      *authv3.CheckRequest
+		code     codes.Code
+		status   int32
+		reason   string
+		clientID string // x-client-id sent upstream on allow
+	}{
+		{name: "no token", req: request("GET", "/orders", nil), code: codes.Unauthenticated, status: 401, reason: "missing_token"},
+		{name: "allowed client", req: request("GET", "/orders/1", bearer(tokentest.Mint(t, key, claims(idp.URL, "service-client-id")))),
+			code: codes.OK, reason: "allowed", clientID: "service-client-id"},
+		{name: "allowed client of the discovered issuer", req: request("POST", "/orders", bearer(tokentest.Mint(t, discKey, claims(discIdP.URL, "service-client-id")))),
+			code: codes.OK, reason: "allowed", clientID: "service-client-id"},
+		{name: "client the policy refuses", req: request("GET", "/orders", bearer(tokentest.Mint(t, key, claims(idp.URL, "some-other-client")))),
+			code: codes.PermissionDenied, status: 403, reason: "policy_denied"},
+		{name: "expired token", req: request("GET", "/orders", bearer(tokentest.Mint(t, key, expired))),
+			code: codes.Unauthenticated, status: 401, reason: "token_expired"},
+		{name: "token signed by a stranger's key with a known kid", req: request("GET", "/orders", bearer(tokentest.Mint(t, stranger, claims(idp.URL, "service-client-id")))),
+			code: codes.Unauthenticated, status: 401, reason: "signature_invalid"},
+		{name: "wrong audience", req: request("GET", "/orders", bearer(tokentest.Mint(t, key, tokentest.Claims(idp.URL, "billing-api", time.Hour)))),
+			code: codes.Unauthenticated, status: 401, reason: "audience_mismatch"},
+		{name: "alg outside the issuer's allowlist", req: request("GET", "/orders", bearer(tokentest.Mint(t, discKey, claims(idp.URL, "service-client-id")))),
+			code: codes.Unauthenticated, status: 401, reason: "algorithm_not_allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := s.check(t, tt.req)
+			if got := codes.Code(resp.GetStatus().GetCode()); got != tt.code {
+				t.Fatalf("status code = %v, want %v (reason %q, body %q)", got, tt.code, reason(resp), resp.GetDeniedResponse().GetBody())
+			}
+			if got := reason(resp); got != tt.reason {
+				t.Errorf("reason = %q, want %q", got, tt.reason)
+			}
+			if tt.code == codes.OK {
+				if got := headerValue(resp, false, "x-client-id"); got != tt.clientID {
+					t.Errorf("x-client-id = %q, want %q", got, tt.clientID)
+				}
+				if rm := resp.GetOkResponse().GetHeadersToRemove(); len(rm) != 1 || rm[0] != "authorization" {
+					t.Errorf("headers to remove = %v", rm)
+				}
+				return
+			}
+			if got := resp.GetDeniedResponse().GetStatus().GetCode(); int32(got) != tt.status {
+				t.Errorf("HTTP status = %d, want %d", got, tt.status)
+			}
+			if tt.status == 401 && !strings.HasPrefix(headerValue(resp, true, "www-authenticate"), `Bearer realm="claimcheck"`) {
+				t.Errorf("WWW-Authenticate = %q", headerValue(resp, true, "www-authenticate"))
+			}
+			if !strings.Contains(resp.GetDeniedResponse().GetBody(), `"error_description"`) {
+				t.Errorf("deny body = %q", resp.GetDeniedResponse().GetBody())
+			}
+		})
+	}
+
+	if code := s.stop(t); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	// Every JWT starts with "eyJ" (base64 of `{"`): none may reach the log.
+	if strings.Contains(s.stderr.String(), "eyJ") {
+		t.Error("a token was written to the log")
+	}
+}
+
+// TestNotServingUntilKeysLoad proves health stays NOT_SERVING, and the
+// issuer's tokens get 503, while its JWKS cannot be fetched.
+func TestNotServingUntilKeysLoad(t *testing.T) {
+	key := tokentest.NewECKey(t, "k1")
+	idp := tokentest.NewJWKSServer(t, key)
+	idp.Fail(true)
+	config := fmt.Sprintf(`
+listen: {grpc: "{{LISTEN}}"}
+issuers:
+  - issuer: %s
+    audiences: [orders-api]
+    jwks_uri: %s
+policy: {paths: [%s]}
+`, idp.URL, idp.JWKSURI(), quickstartPolicy(t))
+	s := startServer(t, config, freeAddr(t))
+	s.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
+
+	c := tokentest.Claims(idp.URL, "orders-api", time.Hour)
+	c["client_id"] = "service-client-id"
+	req := request("GET", "/orders", bearer(tokentest.Mint(t, key, c)))
+	resp := s.check(t, req)
+	if got := resp.GetDeniedResponse().GetStatus().GetCode(); got != 503 || reason(resp) != "issuer_keys_unavailable" {
+		t.Fatalf("before keys load: status %d reason %q, want 503 issuer_keys_unavailable", got, reason(resp))
+	}
+
+	idp.Fail(false)
+	s.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	if resp := s.check(t, req); resp.GetStatus().GetCode() != int32(codes.OK) {
+		t.Fatalf("after keys load: %v %q", codes.Code(resp.GetStatus().GetCode()), reason(resp))
+	}
+	if code := s.stop(t); code != 0 {
+		t.Errorf("exit code = %d", code)
+	}
+}
+
+// TestUnixSocketAndGracefulStop serves on a unix socket and sends SIGTERM
+// while a slow Check is in flight: the Check is answered and the process
+// exits 0.
+func TestUnixSocketAndGracefulStop(t *testing.T) {
+	key := tokentest.NewECKey(t, "k1")
+	dir := t.TempDir()
+	jwks := tokentest.WriteJWKSFile(t, dir, key)
+	policyFile := filepath.Join(dir, "slow.rego")
+	// The allow rule does real work so that the Check is still running when
+	// SIGTERM arrives.
+	rego := "package slow\n\nallow if count([x | some x in numbers.range(1, 2000000); x % 7 == 0]) > 0\n"
+	if err := os.WriteFile(policyFile, []byte(rego), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := fmt.Sprintf(`
+listen: {grpc: "{{LISTEN}}"}
+issuers:
+  - issuer: https://id.example.com
+    audiences: [orders-api]
+    jwks_file: %s
+policy: {paths: [%s], decision: slow/allow}
+`, jwks, policyFile)
+	sock := filepath.Join(dir, "claimcheck.sock")
+	s := startServer(t, config, "unix://"+sock)
+	s.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+
+	tok := tokentest.Mint(t, key, tokentest.Claims("https://id.example.com", "orders-api", time.Hour))
+	type result struct {
+		resp *authv3.CheckResponse
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := authv3.NewAuthorizationClient(s.conn).Check(ctx, request("GET", "/", bearer(tok)))
+		res <- result{resp, err}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if code := s.stop(t); code != 0 {
+		t.Errorf("exit code = %d, want 0", code)
+	}
+	r := <-res
+	if r.err != nil {
+		t.Fatalf("in-flight Check failed during shutdown: %v", r.err)
+	}
+	if r.resp.GetStatus().GetCode() != int32(codes.OK) {
+		t.Errorf("in-flight Check = %v %q", codes.Code(r.resp.GetStatus().GetCode()), reason(r.resp))
+	}
+	if _, err := os.Stat(sock); err == nil {
+		t.Error("unix socket file left behind after stop")
+	}
+}
+
+func TestServeRefusesABadConfig(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte("listen: {grpc: \"127.0.0.1:0\"}\nissuers: []\npolicy: {paths: [x]}\nextra: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary(t), "serve", "--config", p)
+	out, err := cmd.CombinedOutput()
+	if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != exitUsage {
+		t.Fatalf("exit = %v, want %d\n%s", err, exitUsage, out)
+	}
+	if !strings.Contains(string(out), `unknown field "extra"`) {
+		t.Errorf("output does not name the field:\n%s", out)
+	}
+}

@@ -1,0 +1,76 @@
+// Command claimcheck is an Envoy ext_authz sidecar that verifies bearer
+// tokens and decides with Rego policy.
+//
+// Usage:
+//
+//	claimcheck serve    --config FILE          serve ext_authz gRPC and health
+//	claimcheck validate --config FILE          check a config and its policy without serving
+//	claimcheck check    --config FILE [flags]  make one decision and print it as JSON
+//	claimcheck token mint   --key FILE --claims JSON
+//	claimcheck token keygen --alg ES256 --kid ID --private FILE --jwks FILE
+//	claimcheck version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitDeny  = 1 // check: the request was denied; serve: a runtime failure
+	exitUsage = 2 // bad flags or configuration
+)
+
+const usage = `claimcheck — verify bearer tokens and decide with Rego, as an Envoy ext_authz sidecar.
+
+Commands:
+  serve    --config FILE           serve envoy.service.auth.v3.Authorization and grpc.health.v1.Health
+  validate --config FILE           check a config file and its policy, then exit
+  check    --config FILE [flags]   decide one request offline (or --server ADDR) and print JSON
+  token mint   --key FILE --claims JSON [--ttl 1h]    sign a token (development and tests)
+  token keygen --alg ES256 --kid ID --private FILE --jwks FILE
+  version                          print the version
+
+Run 'claimcheck COMMAND -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve":
+		return serveCmd(ctx, args[1:], stderr)
+	case "validate":
+		return validateCmd(args[1:], stdout, stderr)
+	case "check":
+		return checkCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "token":
+		return tokenCmd(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "claimcheck", version())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "claimcheck: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
