@@ -79,7 +79,7 @@ func (a *app) keySource(ctx context.Context, ic config.Issuer, log *slog.Logger)
 		Issuer:            ic.Issuer,
 		JWKSURI:           ic.JWKSURI,
 		AllowInsecureHTTP: ic.AllowInsecureHTTP,
-		Logger:            log.With("issuer", ic.Issuer),
+		Logger:            log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)

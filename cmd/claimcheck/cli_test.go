@@ -97,16 +97,18 @@ func TestCheckCommandUsageErrorsExit2(t *testing.T) {
 }
 
 func TestValidateCommand(t *testing.T) {
-	code, out, errOut := runCLI(t, "", "validate", "--config", quickstartConfig)
-	if code != 0 || !strings.Contains(out, "OK") {
-		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	for _, cfg := range []string{quickstartConfig, "../../examples/oidc-provider/claimcheck.yaml"} {
+		code, out, errOut := runCLI(t, "", "validate", "--config", cfg)
+		if code != 0 || !strings.Contains(out, "OK") {
+			t.Fatalf("validate %s: exit %d: %s %s", cfg, code, out, errOut)
+		}
 	}
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("listen: {grpc: \"127.0.0.1:1\"}\nissuers: [{issuer: https://a.example, audiences: []}]\npolicy: {paths: [nowhere]}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut = runCLI(t, "", "validate", "--config", bad)
+	code, _, errOut := runCLI(t, "", "validate", "--config", bad)
 	if code != exitUsage {
 		t.Fatalf("exit %d", code)
 	}
