@@ -69,7 +69,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 
 func (a *app) keySource(ctx context.Context, ic config.Issuer, log *slog.Logger) (token.KeySource, error) {
 	if ic.JWKSFile != "" {
-		f, err := keys.NewFile(ic.JWKSFile)
+		f, err := keys.NewFile(ic.JWKSFile, log.With("issuer", ic.Issuer))
 		if err != nil {
 			return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
 		}

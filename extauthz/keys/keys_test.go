@@ -165,7 +165,7 @@ func TestRemoteKeysUnavailableUntilFirstFetch(t *testing.T) {
 	k := tokentest.NewECKey(t, "k")
 	srv := tokentest.NewJWKSServer(t, k)
 	srv.Fail(true)
-	r, logs := newRemote(t, keys.RemoteConfig{Issuer: srv.URL, JWKSURI: srv.JWKSURI()})
+	r, logs := newRemote(t, keys.RemoteConfig{Issuer: srv.URL, JWKSURI: srv.JWKSURI(), MinRefresh: time.Millisecond})
 
 	logs.waitLog(t, "jwks refresh failed", "500")
 	if r.Ready() {
@@ -176,11 +176,26 @@ func TestRemoteKeysUnavailableUntilFirstFetch(t *testing.T) {
 			t.Errorf("error = %v, want ErrKeysUnavailable", err)
 		}
 	}
+	st := r.Status()
+	if st.Ready || st.Keys != 0 || !st.LastSuccess.IsZero() || st.LastError == nil || !strings.Contains(st.LastError.Error(), "500") {
+		t.Errorf("Status() = %+v, want not ready, no keys, no success and a 500 error", st)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	err := r.WaitReady(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "500") {
+		t.Errorf("WaitReady = %v, want the deadline joined with the last fetch error (500)", err)
+	}
 
 	srv.Fail(false)
-	waitReady(t, r)
+	if err := r.WaitReady(t.Context()); err != nil {
+		t.Fatalf("WaitReady after recovery: %v", err)
+	}
 	if set, err := r.Keys(t.Context()); err != nil || kids(t, set) != "k" {
 		t.Errorf("Keys after recovery = %v, %v; want k", set, err)
+	}
+	if st := r.Status(); !st.Ready || st.Keys != 1 || st.LastError != nil || st.LastSuccess.IsZero() {
+		t.Errorf("Status() after recovery = %+v, want ready with 1 key and no error", st)
 	}
 }
 
@@ -190,7 +205,7 @@ func TestRemoteDiscoveryIssuerMismatchRejected(t *testing.T) {
 	srv.SetIssuer("https://impostor.example.com")
 	r, logs := newRemote(t, keys.RemoteConfig{Issuer: srv.URL})
 
-	logs.waitLog(t, "oidc discovery failed", "impostor.example.com")
+	logs.waitLog(t, "jwks refresh failed", "impostor.example.com")
 	if r.Ready() {
 		t.Error("Ready() after a mismatched discovery document")
 	}
@@ -205,30 +220,45 @@ func TestRemoteDiscoveryIssuerMismatchRejected(t *testing.T) {
 func TestRemoteFailedFetchKeepsLastGoodSet(t *testing.T) {
 	good, next := tokentest.NewECKey(t, "good"), tokentest.NewECKey(t, "next")
 	tests := []struct {
-		name    string
-		break_  func(*tokentest.JWKSServer)
-		wantLog string
+		name      string
+		discovery bool
+		break_    func(*tokentest.JWKSServer)
+		wantErr   string
 	}{
-		{"server error", func(s *tokentest.JWKSServer) { s.Fail(true) }, "500"},
-		{"empty key set", func(s *tokentest.JWKSServer) { s.SetKeys() }, "no usable"},
-		{"only a symmetric key", func(s *tokentest.JWKSServer) {
+		{"server error", false, func(s *tokentest.JWKSServer) { s.Fail(true) }, "500"},
+		{"garbage", false, func(s *tokentest.JWKSServer) { s.SetMode(tokentest.ServeGarbage) }, "invalid character"},
+		{"body over 1 MiB", false, func(s *tokentest.JWKSServer) { s.SetMode(tokentest.ServeOversized) }, "larger than"},
+		{"slower than the timeout", false, func(s *tokentest.JWKSServer) { s.SetDelay(time.Minute) }, "exceeded"},
+		{"empty key set", false, func(s *tokentest.JWKSServer) { s.SetKeys() }, "no usable"},
+		{"only a symmetric key", false, func(s *tokentest.JWKSServer) {
 			s.SetKeys(tokentest.NewKeyFrom(t, []byte("0123456789abcdef0123456789abcdef"), "next", "HS256"))
 		}, "no usable"},
+		{"discovery fails", true, func(s *tokentest.JWKSServer) { s.Fail(true) }, "discovery"},
+		{"discovery names another issuer", true, func(s *tokentest.JWKSServer) { s.SetIssuer("https://impostor.example.com") }, "impostor"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := tokentest.NewJWKSServer(t, good)
-			r, logs := newRemote(t, keys.RemoteConfig{Issuer: srv.URL, JWKSURI: srv.JWKSURI(), MinRefresh: time.Nanosecond})
+			client, err := keys.NewHTTPClient(keys.FetchOptions{Timeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := keys.RemoteConfig{Issuer: srv.URL, JWKSURI: srv.JWKSURI(), HTTPClient: client, MinRefresh: time.Millisecond}
+			if tt.discovery {
+				cfg.JWKSURI = ""
+			}
+			r, logs := newRemote(t, cfg)
 			waitReady(t, r)
-			before := srv.Requests()
+			before := srv.Requests() + srv.DiscoveryRequests()
+			success := r.Status().LastSuccess
 
 			tt.break_(srv)
 			set, err := r.Refresh(t.Context())
 			if err != nil {
 				t.Fatalf("Refresh: %v", err)
 			}
-			if srv.Requests() != before+1 {
-				t.Fatalf("JWKS requests = %d, want %d: Refresh did not fetch", srv.Requests(), before+1)
+			if srv.Requests()+srv.DiscoveryRequests() == before {
+				t.Fatal("Refresh did not fetch")
 			}
 			if got := kids(t, set); got != "good" {
 				t.Errorf("Refresh returned %s, want the last good set (good)", got)
@@ -236,12 +266,31 @@ func TestRemoteFailedFetchKeepsLastGoodSet(t *testing.T) {
 			if set, _ := r.Keys(t.Context()); kids(t, set) != "good" {
 				t.Errorf("Keys returned %s, want the last good set (good)", kids(t, set))
 			}
-			logs.waitLog(t, "jwks refresh failed", tt.wantLog)
+			st := r.Status()
+			if !st.Ready || st.Keys != 1 || st.LastError == nil || !strings.Contains(st.LastError.Error(), tt.wantErr) {
+				t.Errorf("Status() = %+v, want ready with 1 key and an error mentioning %q", st, tt.wantErr)
+			}
+			if !st.LastSuccess.Equal(success) || !st.LastAttempt.After(success) {
+				t.Errorf("Status() = %+v, want LastSuccess unchanged (%v) and a later LastAttempt", st, success)
+			}
+			text := logs.waitLog(t, "jwks refresh failed", tt.wantErr)
+			for _, want := range []string{"issuer=" + srv.URL, "keys=1", "last_success="} {
+				if !strings.Contains(text, want) {
+					t.Errorf("failure log %q lacks %q", text, want)
+				}
+			}
 
 			srv.Fail(false)
+			srv.SetMode(tokentest.ServeKeys)
+			srv.SetDelay(0)
+			srv.SetIssuer(srv.URL)
 			srv.SetKeys(next)
-			if set, _ := r.Refresh(t.Context()); kids(t, set) != "next" {
-				t.Errorf("after the server recovered Refresh returned %s, want next", kids(t, set))
+			eventually(t, "the recovered server's keys", func() bool {
+				set, _ := r.Refresh(t.Context())
+				return kids(t, set) == "next"
+			})
+			if st := r.Status(); st.LastError != nil || !st.LastSuccess.After(success) {
+				t.Errorf("Status() after recovery = %+v, want no error and a new LastSuccess", st)
 			}
 		})
 	}
@@ -336,7 +385,14 @@ func TestNewRemoteURLRules(t *testing.T) {
 		{"no host", keys.RemoteConfig{JWKSURI: "https:///jwks.json"}, true},
 		{"neither JWKS URI nor issuer", keys.RemoteConfig{}, true},
 		{"negative MinRefresh", keys.RemoteConfig{JWKSURI: "https://id.example.com/jwks.json", MinRefresh: -time.Second}, true},
+		{"unknown discovery", keys.RemoteConfig{Issuer: "https://id.example.com", Discovery: "saml"}, true},
+		{"issuer with a query for discovery", keys.RemoteConfig{Issuer: "https://id.example.com/?tenant=a"}, true},
+		{"issuer with a fragment for discovery", keys.RemoteConfig{Issuer: "https://id.example.com/#a"}, true},
+		{"MaxRefresh below MinRefresh", keys.RemoteConfig{JWKSURI: "https://id.example.com/jwks.json", MinRefresh: time.Minute, MaxRefresh: time.Second}, true},
+		{"negative MaxRefresh", keys.RemoteConfig{JWKSURI: "https://id.example.com/jwks.json", MaxRefresh: -time.Second}, true},
 		{"https", keys.RemoteConfig{JWKSURI: "https://id.example.com/jwks.json"}, false},
+		{"RFC 8414 discovery", keys.RemoteConfig{Issuer: "https://id.example.com/t1", Discovery: keys.DiscoveryOAuth}, false},
+		{"MinRefresh above the default MaxRefresh", keys.RemoteConfig{JWKSURI: "https://id.example.com/jwks.json", MinRefresh: 2 * time.Hour}, false},
 		{"http on 127.0.0.0/8", keys.RemoteConfig{JWKSURI: "http://127.1.2.3:8080/jwks.json"}, false},
 		{"http on ::1", keys.RemoteConfig{JWKSURI: "http://[::1]:8080/jwks.json"}, false},
 		{"http on localhost", keys.RemoteConfig{Issuer: "http://localhost:8080"}, false},
@@ -376,7 +432,7 @@ func TestRemoteRefusesInsecureURLsFromTheNetwork(t *testing.T) {
 				})
 			},
 			cfg:     func(url string) keys.RemoteConfig { return keys.RemoteConfig{Issuer: url} },
-			logMsg:  "oidc discovery failed",
+			logMsg:  "jwks refresh failed",
 			wantLog: "loopback",
 		},
 		{
@@ -479,7 +535,7 @@ func TestNewFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := keys.NewFile(tt.path)
+			f, err := keys.NewFile(tt.path, nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("NewFile error = %v, want one mentioning %q", err, tt.wantErr)
@@ -492,6 +548,7 @@ func TestNewFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewFile: %v", err)
 			}
+			t.Cleanup(func() { f.Close() })
 			for _, get := range []func(context.Context) (jwk.Set, error){f.Keys, f.Refresh} {
 				set, err := get(t.Context())
 				if err != nil {

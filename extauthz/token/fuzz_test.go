@@ -5,6 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +100,16 @@ func FuzzVerify(f *testing.F) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	for _, k := range []*tokentest.Key{tokentest.NewRSAKey(b, "rsa-1"), tokentest.NewECKey(b, "ec-1"), tokentest.NewEdKey(b, "ed-1")} {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range []*tokentest.Key{
+		tokentest.NewKeyFrom(b, rsaKey, "rsa-1", "RS256"),
+		tokentest.NewKeyFrom(b, rsaKey, "ps-1", "PS256"),
+		tokentest.NewECKey(b, "ec-1"),
+		tokentest.NewEdKey(b, "ed-1"),
+	} {
 		b.Run(k.Alg, func(b *testing.B) {
 			v, err := token.NewVerifier([]token.Issuer{{
 				Issuer: issA, Audiences: []string{audience},

@@ -10,17 +10,20 @@ import (
 
 // parsed is a structurally valid, not yet verified compact JWS.
 type parsed struct {
-	header map[string]any
-	claims map[string]any
-	alg    string
-	kid    string
-	hasKID bool
+	header  map[string]any
+	payload []byte // decoded; any bytes, possibly empty
+	input   string // the signing input: the encoded header and payload
+	sig     []byte
+	alg     string
+	kid     string
+	hasKID  bool
 }
 
 var segmentNames = [3]string{"header", "payload", "signature"}
 
-// parse splits raw into its three segments and decodes the header and
-// payload. It checks structure only; nothing in the result is trusted.
+// parse splits raw into its three segments and decodes them and the
+// header. The payload may be empty and is not interpreted. It checks
+// structure only; nothing in the result is trusted.
 func parse(raw string) (*parsed, error) {
 	if raw == "" {
 		return nil, reject(ErrMalformed, "token is empty")
@@ -39,7 +42,7 @@ func parse(raw string) (*parsed, error) {
 	for i := range seg {
 		part, after, _ := strings.Cut(rest, ".")
 		rest = after
-		if part == "" {
+		if part == "" && i != 1 {
 			return nil, reject(ErrMalformed, "%s segment is empty", segmentNames[i])
 		}
 		b, err := decodeSegment(part)
@@ -49,13 +52,14 @@ func parse(raw string) (*parsed, error) {
 		seg[i] = b
 	}
 
-	p := &parsed{}
+	p := &parsed{
+		payload: seg[1],
+		input:   raw[:strings.LastIndexByte(raw, '.')],
+		sig:     seg[2],
+	}
 	var err error
 	if p.header, err = decodeObject(seg[0]); err != nil {
 		return nil, reject(ErrMalformed, "header is not a JSON object")
-	}
-	if p.claims, err = decodeObject(seg[1]); err != nil {
-		return nil, reject(ErrMalformed, "payload is not a JSON object")
 	}
 	var ok bool
 	if p.alg, ok = p.header["alg"].(string); !ok {

@@ -9,9 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws"
 )
 
 // DefaultMaxSize is the default limit on the length of a raw token, in bytes.
@@ -34,7 +32,8 @@ type Token struct {
 	Scopes []string
 	// Expiry is the exp claim.
 	Expiry time.Time
-	// KeyID is the kid of the key that verified the signature.
+	// KeyID is the kid of the key that verified the signature; empty for a
+	// key without one.
 	KeyID string
 }
 
@@ -58,7 +57,9 @@ type Issuer struct {
 	Audiences []string
 	// Algorithms is the allowlist of JWS algorithms, e.g. "RS256". Empty
 	// allows every supported asymmetric algorithm: RS256 RS384 RS512 PS256
-	// PS384 PS512 ES256 ES384 ES512 EdDSA.
+	// PS384 PS512 ES256 ES384 ES512 EdDSA. HMAC algorithms (HS256 HS384
+	// HS512) are accepted only when listed, and then alone: an issuer signs
+	// either with shared secrets or with private keys, never both.
 	Algorithms []string
 	// ClockSkew is the leeway applied to exp, nbf and iat.
 	ClockSkew time.Duration
@@ -92,37 +93,15 @@ type Verifier struct {
 type issuer struct {
 	name      string
 	audiences []string
-	algs      []algorithm
 	skew      time.Duration
-	keys      KeySource
-}
-
-// algorithm is an allowed JWS algorithm and the key that fits it.
-type algorithm struct {
-	name  string
-	sig   jwa.SignatureAlgorithm
-	kty   string // JWK "kty"
-	curve string // JWK "crv"; empty for RSA
-}
-
-// supported lists the algorithms Verify can check, in the default order.
-var supported = []algorithm{
-	{"RS256", jwa.RS256(), "RSA", ""},
-	{"RS384", jwa.RS384(), "RSA", ""},
-	{"RS512", jwa.RS512(), "RSA", ""},
-	{"PS256", jwa.PS256(), "RSA", ""},
-	{"PS384", jwa.PS384(), "RSA", ""},
-	{"PS512", jwa.PS512(), "RSA", ""},
-	{"ES256", jwa.ES256(), "EC", "P-256"},
-	{"ES384", jwa.ES384(), "EC", "P-384"},
-	{"ES512", jwa.ES512(), "EC", "P-521"},
-	{"EdDSA", jwa.EdDSA(), "OKP", "Ed25519"},
+	sig       *signatures
 }
 
 // NewVerifier returns a Verifier that accepts tokens from issuers. It
 // rejects configurations that could never verify a token safely: no or
 // duplicate issuers, an issuer without audiences or keys, a negative clock
-// skew, and allowlists naming "none", symmetric (HMAC) or unknown algorithms.
+// skew, and allowlists naming "none" or unknown algorithms, or mixing HMAC
+// with asymmetric algorithms.
 func NewVerifier(issuers []Issuer, opts ...Option) (*Verifier, error) {
 	v := &Verifier{
 		issuers: make(map[string]*issuer, len(issuers)),
@@ -170,29 +149,16 @@ func newIssuer(cfg Issuer) (*issuer, error) {
 	if cfg.ClockSkew < 0 {
 		return nil, fmt.Errorf("token: issuer %s: negative clock skew %s", cfg.Issuer, cfg.ClockSkew)
 	}
-	iss := &issuer{
+	algs, err := allowlist(cfg.Algorithms)
+	if err != nil {
+		return nil, fmt.Errorf("token: issuer %s: %w", cfg.Issuer, err)
+	}
+	return &issuer{
 		name:      cfg.Issuer,
 		audiences: slices.Clone(cfg.Audiences),
 		skew:      cfg.ClockSkew,
-		keys:      cfg.Keys,
-	}
-	if len(cfg.Algorithms) == 0 {
-		iss.algs = supported
-	}
-	for _, name := range cfg.Algorithms {
-		i := slices.IndexFunc(supported, func(a algorithm) bool { return a.name == name })
-		switch {
-		case i >= 0:
-			if !slices.ContainsFunc(iss.algs, func(a algorithm) bool { return a.name == name }) {
-				iss.algs = append(iss.algs, supported[i])
-			}
-		case name == "HS256" || name == "HS384" || name == "HS512":
-			return nil, fmt.Errorf("token: issuer %s: symmetric algorithm %q is not supported", cfg.Issuer, name)
-		default:
-			return nil, fmt.Errorf("token: issuer %s: unsupported algorithm %q", cfg.Issuer, name)
-		}
-	}
-	return iss, nil
+		sig:       &signatures{owner: "issuer " + cfg.Issuer, algs: algs, keys: cfg.Keys},
+	}, nil
 }
 
 // Verify checks raw, a compact JWS access token, and returns it verified.
@@ -216,23 +182,19 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	iss, err := v.issuerOf(p.claims)
+	payload, err := decodeObject(p.payload)
+	if err != nil {
+		return nil, reject(ErrMalformed, "payload is not a JSON object")
+	}
+	iss, err := v.issuerOf(payload)
 	if err != nil {
 		return nil, err
 	}
-	alg, err := iss.checkHeader(p)
+	kid, err := iss.sig.verify(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := iss.candidates(ctx, p, alg)
-	if err != nil {
-		return nil, err
-	}
-	kid, err := verifySignature(raw, alg, keys)
-	if err != nil {
-		return nil, err
-	}
-	c, err := parseClaims(p.claims)
+	c, err := parseClaims(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +210,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	return &Token{
 		Issuer: iss.name,
 		Header: header,
-		Claims: p.claims,
+		Claims: payload,
 		Scopes: c.scopes,
 		Expiry: c.exp,
 		KeyID:  kid,
@@ -270,160 +232,4 @@ func (v *Verifier) issuerOf(claims map[string]any) (*issuer, error) {
 		return nil, reject(ErrIssuerUnknown, "issuer %q is not trusted", clip(name))
 	}
 	return iss, nil
-}
-
-// checkHeader rejects extension headers and algorithms the issuer does not
-// allow, and returns the token's algorithm.
-func (iss *issuer) checkHeader(p *parsed) (algorithm, error) {
-	for _, name := range [...]string{"crit", "b64"} {
-		if _, ok := p.header[name]; ok {
-			return algorithm{}, reject(ErrUnsupportedHeader, "header parameter %q is not supported", name)
-		}
-	}
-	for _, a := range iss.algs {
-		if a.name == p.alg {
-			return a, nil
-		}
-	}
-	return algorithm{}, reject(ErrAlgorithm, "alg %q is not allowed for issuer %s", clip(p.alg), iss.name)
-}
-
-// candidates returns the issuer's keys that may have signed the token: the
-// usable keys with its kid, or, without a kid, every usable key that fits
-// its algorithm. An unknown kid triggers one Refresh of the key source.
-func (iss *issuer) candidates(ctx context.Context, p *parsed, alg algorithm) ([]jwk.Key, error) {
-	set, err := iss.keys.Keys(ctx)
-	if err != nil || set == nil {
-		return nil, iss.keysError(ctx, err)
-	}
-	if !p.hasKID {
-		var keys []jwk.Key
-		for k := range allKeys(set) {
-			if Usable(k) && fits(k, alg) {
-				keys = append(keys, k)
-			}
-		}
-		if len(keys) == 0 {
-			return nil, reject(ErrKeyUnknown, "token has no kid and issuer %s has no %s key", iss.name, alg.name)
-		}
-		return keys, nil
-	}
-
-	matches := keysWithID(set, p.kid)
-	if len(matches) == 0 {
-		if set, err = iss.keys.Refresh(ctx); err != nil || set == nil {
-			return nil, iss.keysError(ctx, err)
-		}
-		matches = keysWithID(set, p.kid)
-	}
-	if len(matches) == 0 {
-		return nil, reject(ErrKeyUnknown, "no key with kid %q for issuer %s", clip(p.kid), iss.name)
-	}
-	matches = slices.DeleteFunc(matches, func(k jwk.Key) bool { return !Usable(k) })
-	if len(matches) == 0 {
-		return nil, reject(ErrKeyUnknown, "key %q of issuer %s is not a signature verification key", clip(p.kid), iss.name)
-	}
-	matches = slices.DeleteFunc(matches, func(k jwk.Key) bool { return !fits(k, alg) })
-	if len(matches) == 0 {
-		return nil, reject(ErrAlgorithm, "alg %q does not match key %q of issuer %s", alg.name, clip(p.kid), iss.name)
-	}
-	return matches, nil
-}
-
-// keysError classifies a key source failure. Context errors pass through
-// unclassified: the caller went away, the token was not judged.
-func (iss *issuer) keysError(ctx context.Context, err error) error {
-	switch {
-	case err == nil:
-		return fmt.Errorf("%w: issuer %s has no key set", ErrKeysUnavailable, iss.name)
-	case errors.Is(err, ErrKeysUnavailable):
-		return err
-	case ctx.Err() != nil:
-		return fmt.Errorf("keys for issuer %s: %w", iss.name, err)
-	default:
-		return fmt.Errorf("%w: issuer %s: %w", ErrKeysUnavailable, iss.name, err)
-	}
-}
-
-// verifySignature checks raw against each candidate key and returns the kid
-// of the first that verifies it.
-func verifySignature(raw string, alg algorithm, keys []jwk.Key) (string, error) {
-	compact := []byte(raw)
-	for _, k := range keys {
-		if _, err := jws.VerifyCompactFast(k, compact, alg.sig); err == nil {
-			kid, _ := k.KeyID()
-			return kid, nil
-		}
-	}
-	if len(keys) == 1 {
-		if kid, ok := keys[0].KeyID(); ok {
-			return "", reject(ErrSignature, "signature does not verify with key %q", clip(kid))
-		}
-	}
-	return "", reject(ErrSignature, "signature does not verify with any of %d %s keys", len(keys), alg.name)
-}
-
-// Usable reports whether k may verify signatures: an asymmetric key that
-// jwx could parse, not restricted to another use or to other operations.
-// Symmetric ("oct") keys are never usable: publishing one in a JWKS would
-// hand the secret to everyone. Key sources filter with it; Verify checks
-// again, whatever the source.
-func Usable(k jwk.Key) bool {
-	if k == nil || jwk.IsUnsupportedKey(k) {
-		return false
-	}
-	switch k.KeyType().String() {
-	case "RSA", "EC", "OKP":
-	default:
-		return false
-	}
-	if use, ok := k.KeyUsage(); ok && use != "" && use != "sig" {
-		return false
-	}
-	if ops, ok := k.KeyOps(); ok && len(ops) > 0 && !slices.Contains(ops, jwk.KeyOpVerify) {
-		return false
-	}
-	return true
-}
-
-// fits reports whether k's type, curve and own "alg" (if any) match alg.
-func fits(k jwk.Key, alg algorithm) bool {
-	if a, ok := k.Algorithm(); ok && a.String() != "" && a.String() != alg.name {
-		return false
-	}
-	if k.KeyType().String() != alg.kty {
-		return false
-	}
-	if alg.curve == "" {
-		return true
-	}
-	c, ok := k.(interface {
-		Crv() (jwa.EllipticCurveAlgorithm, bool)
-	})
-	if !ok {
-		return false
-	}
-	crv, ok := c.Crv()
-	return ok && crv.String() == alg.curve
-}
-
-func allKeys(set jwk.Set) func(yield func(jwk.Key) bool) {
-	return func(yield func(jwk.Key) bool) {
-		for i := range set.Len() {
-			k, ok := set.Key(i)
-			if ok && !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-func keysWithID(set jwk.Set, kid string) []jwk.Key {
-	var keys []jwk.Key
-	for k := range allKeys(set) {
-		if id, ok := k.KeyID(); ok && id == kid {
-			keys = append(keys, k)
-		}
-	}
-	return keys
 }

@@ -838,7 +838,7 @@ func TestNewVerifierRejectsBadConfig(t *testing.T) {
 		{"empty issuer name", []token.Issuer{with(func(i *token.Issuer) { i.Issuer = "" })}, nil},
 		{"no audiences", []token.Issuer{with(func(i *token.Issuer) { i.Audiences = nil })}, nil},
 		{"empty audience", []token.Issuer{with(func(i *token.Issuer) { i.Audiences = []string{""} })}, nil},
-		{"HMAC algorithm", []token.Issuer{with(func(i *token.Issuer) { i.Algorithms = []string{"RS256", "HS256"} })}, nil},
+		{"HMAC mixed with an asymmetric algorithm", []token.Issuer{with(func(i *token.Issuer) { i.Algorithms = []string{"RS256", "HS256"} })}, nil},
 		{"none algorithm", []token.Issuer{with(func(i *token.Issuer) { i.Algorithms = []string{"none"} })}, nil},
 		{"unknown algorithm", []token.Issuer{with(func(i *token.Issuer) { i.Algorithms = []string{"RS1"} })}, nil},
 		{"algorithm in the wrong case", []token.Issuer{with(func(i *token.Issuer) { i.Algorithms = []string{"rs256"} })}, nil},
