@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -17,7 +18,9 @@ import (
 type app struct {
 	authorizer *extauthz.Authorizer
 	policy     *policy.Engine
-	remotes    []*keys.Remote
+	remotes    []*keys.Remote // fetched key sets, for readiness
+	required   []requiredKeys
+	closers    []io.Closer
 }
 
 // build loads keys and policy for cfg. Remote key sets load in the
@@ -68,16 +71,43 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 }
 
 func (a *app) keySource(ctx context.Context, ic config.Issuer, log *slog.Logger) (token.KeySource, error) {
-	if ic.JWKSFile != "" {
-		f, err := keys.NewFile(ic.JWKSFile, log.With("issuer", ic.Issuer))
-		if err != nil {
-			return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
-		}
-		return f, nil
+	flog := log.With("issuer", ic.Issuer)
+	var f *keys.File
+	var err error
+	switch {
+	case ic.JWKSFile != "":
+		f, err = keys.NewFile(ic.JWKSFile, flog)
+	case ic.PublicKeyFile != "":
+		f, err = keys.NewPublicKeyFile(ic.PublicKeyFile, flog)
+	case ic.HMACSecretFile != "":
+		f, err = keys.NewHMACFile(ic.HMACSecretFile, ic.HMACMinLength(), flog)
+	default:
+		return a.remote(ctx, ic, log)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
+	}
+	a.closers = append(a.closers, f)
+	return f, nil
+}
+
+func (a *app) remote(ctx context.Context, ic config.Issuer, log *slog.Logger) (token.KeySource, error) {
+	client, err := keys.NewHTTPClient(keys.FetchOptions{
+		Timeout:           time.Duration(ic.FetchTimeout),
+		CAFile:            ic.CAFile,
+		UserAgent:         "claimcheck/" + version(),
+		AllowInsecureHTTP: ic.AllowInsecureHTTP,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
 	}
 	r, err := keys.NewRemote(ctx, keys.RemoteConfig{
 		Issuer:            ic.Issuer,
 		JWKSURI:           ic.JWKSURI,
+		Discovery:         ic.Discovery,
+		HTTPClient:        client,
+		MinRefresh:        time.Duration(ic.MinRefresh),
+		MaxRefresh:        time.Duration(ic.MaxRefresh),
 		AllowInsecureHTTP: ic.AllowInsecureHTTP,
 		Logger:            log,
 	})
@@ -85,7 +115,37 @@ func (a *app) keySource(ctx context.Context, ic config.Issuer, log *slog.Logger)
 		return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
 	}
 	a.remotes = append(a.remotes, r)
+	a.closers = append(a.closers, r)
+	if ic.RequireKeysAtStart {
+		a.required = append(a.required, requiredKeys{issuer: ic.Issuer, remote: r, wait: requiredKeysTries * time.Duration(ic.FetchTimeout)})
+	}
 	return r, nil
+}
+
+// requiredKeys is a remote key set that must load before serving starts,
+// within wait.
+type requiredKeys struct {
+	issuer string
+	remote *keys.Remote
+	wait   time.Duration
+}
+
+// requiredKeysTries is how many fetch timeouts serve waits for the keys of
+// an issuer with require_keys_at_start.
+const requiredKeysTries = 3
+
+// waitRequired waits for the key sets of issuers with require_keys_at_start
+// and names the first that did not load in time.
+func (a *app) waitRequired(ctx context.Context) error {
+	for _, rk := range a.required {
+		wctx, cancel := context.WithTimeout(ctx, rk.wait)
+		err := rk.remote.WaitReady(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("issuer %s: keys not loaded (require_keys_at_start): %w", rk.issuer, err)
+		}
+	}
+	return nil
 }
 
 // ready reports whether every issuer's keys have loaded.
@@ -113,7 +173,7 @@ func (a *app) waitReady(ctx context.Context) bool {
 }
 
 func (a *app) close() {
-	for _, r := range a.remotes {
-		r.Close()
+	for _, c := range a.closers {
+		c.Close()
 	}
 }

@@ -3,12 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 )
 
 const quickstartConfig = "../../examples/quickstart/config.yaml"
@@ -205,4 +212,82 @@ func keyPaths(prefix string, v any) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestStaticKeySources decides with keys from a PEM public key file and an
+// HMAC secret file, the static sources API gateways hand out.
+func TestStaticKeySources(t *testing.T) {
+	dir := t.TempDir()
+	policyDir, _ := filepath.Abs("../../examples/quickstart/policy")
+
+	rsaKey := tokentest.NewRSAKey(t, "gw-1")
+	var pub any
+	if err := jwk.Export(rsaKey.Public, &pub); err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemPath := filepath.Join(dir, "gateway.pem")
+	if err := os.WriteFile(pemPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	secret := []byte("0123456789abcdef0123456789abcdef") // 32 bytes: enough for HS256
+	secretPath := filepath.Join(dir, "hmac.secret")
+	if err := os.WriteFile(secretPath, append(secret, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hmacKey := tokentest.NewKeyFrom(t, secret, "", "HS256")
+
+	claims := tokentest.Claims("https://gw.example.com", "orders-api", time.Hour)
+	claims["client_id"] = "service-client-id"
+	tests := []struct {
+		name, source, token, want string
+	}{
+		{"PEM public key, token with a kid", "public_key_file: " + pemPath, tokentest.Mint(t, rsaKey, claims), "allowed 200"},
+		{"PEM public key, token without kid", "public_key_file: " + pemPath, tokentest.Mint(t, rsaKey, claims, tokentest.WithoutKID()), "allowed 200"},
+		{"PEM public key, token from another key", "public_key_file: " + pemPath, tokentest.Mint(t, tokentest.NewRSAKey(t, "gw-1"), claims), "denied 401 signature_invalid"},
+		{"HMAC secret", "hmac_secret_file: " + secretPath, tokentest.Mint(t, hmacKey, claims, tokentest.WithoutKID()), "allowed 200"},
+		{"HMAC secret, RS256 token", "hmac_secret_file: " + secretPath, tokentest.Mint(t, rsaKey, claims), "denied 401 algorithm_not_allowed"},
+		{"public key, HS256 token made with the key as secret", "public_key_file: " + pemPath,
+			tokentest.Mint(t, tokentest.NewKeyFrom(t, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), "", "HS256"), claims, tokentest.WithoutKID()),
+			"denied 401 algorithm_not_allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "config.yaml")
+			if err := os.WriteFile(cfg, []byte(`listen: {grpc: "127.0.0.1:0"}
+issuers: [{issuer: https://gw.example.com, audiences: [orders-api], `+tt.source+`}]
+policy: {paths: [`+policyDir+`]}
+`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := runCLI(t, "", "check", "--config", cfg, "--brief", "--path", "/orders", "--token", tt.token)
+			if !strings.HasPrefix(out, tt.want) {
+				t.Fatalf("exit %d: %q %s, want %q", code, out, errOut, tt.want)
+			}
+		})
+	}
+}
+
+func TestShortHMACSecretIsAConfigError(t *testing.T) {
+	dir := t.TempDir()
+	secretPath := filepath.Join(dir, "hmac.secret")
+	if err := os.WriteFile(secretPath, []byte("too-short"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	policyDir, _ := filepath.Abs("../../examples/quickstart/policy")
+	if err := os.WriteFile(cfg, []byte(`listen: {grpc: "127.0.0.1:0"}
+issuers: [{issuer: https://gw.example.com, audiences: [orders-api], hmac_secret_file: hmac.secret, algorithms: [HS512]}]
+policy: {paths: [`+policyDir+`]}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "", "validate", "--config", cfg)
+	if code != exitUsage || !strings.Contains(errOut, "64") {
+		t.Fatalf("exit %d, stderr %q: want exit 2 naming the 64-byte minimum", code, errOut)
+	}
 }

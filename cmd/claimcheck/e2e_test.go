@@ -411,3 +411,37 @@ func TestServeRefusesABadConfig(t *testing.T) {
 		t.Errorf("output does not name the field:\n%s", out)
 	}
 }
+
+// TestRequireKeysAtStart: an issuer whose keys cannot be fetched stops
+// serve from starting, with an error naming it, instead of serving 503s.
+func TestRequireKeysAtStart(t *testing.T) {
+	idp := tokentest.NewJWKSServer(t, tokentest.NewECKey(t, "k1"))
+	idp.Fail(true)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`
+listen: {grpc: %q}
+issuers:
+  - issuer: %s
+    audiences: [orders-api]
+    jwks_uri: %s
+    fetch_timeout: 200ms
+    require_keys_at_start: true
+policy: {paths: [%s]}
+`, freeAddr(t), idp.URL, idp.JWKSURI(), quickstartPolicy(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary(t), "serve", "--config", cfg)
+	out, _ := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != exitDeny {
+		t.Fatalf("exit %d, want %d:\n%s", code, exitDeny, out)
+	}
+	for _, want := range []string{idp.URL, "require_keys_at_start", "500"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("log does not mention %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "claimcheck serving") {
+		t.Error("serve started listening although the keys were required")
+	}
+}

@@ -45,6 +45,10 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer a.close()
+	if err := a.waitRequired(ctx); err != nil {
+		log.Error("start-up failed", "err", err)
+		return exitDeny
+	}
 
 	l, err := grpcserver.Listen(cfg.Listen.GRPC)
 	if err != nil {

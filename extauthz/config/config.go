@@ -44,13 +44,44 @@ type Listen struct {
 type Issuer struct {
 	Issuer    string   `yaml:"issuer"`
 	Audiences []string `yaml:"audiences"`
-	// JWKSURI and JWKSFile are exclusive; with neither, keys come from OIDC
-	// discovery at Issuer + "/.well-known/openid-configuration".
-	JWKSURI           string   `yaml:"jwks_uri"`
-	JWKSFile          string   `yaml:"jwks_file"`
-	Algorithms        []string `yaml:"algorithms"`
-	ClockSkew         Duration `yaml:"clock_skew"`
-	AllowInsecureHTTP bool     `yaml:"allow_insecure_http"`
+
+	// Key sources: at most one of JWKSURI, JWKSFile, PublicKeyFile and
+	// HMACSecretFile; with none, keys come from discovery.
+	JWKSURI        string `yaml:"jwks_uri"`
+	JWKSFile       string `yaml:"jwks_file"`
+	PublicKeyFile  string `yaml:"public_key_file"`
+	HMACSecretFile string `yaml:"hmac_secret_file"`
+	// Discovery is "openid" ({issuer}/.well-known/openid-configuration) or
+	// "oauth" (RFC 8414 authorization server metadata).
+	Discovery string `yaml:"discovery"`
+
+	Algorithms []string `yaml:"algorithms"`
+	ClockSkew  Duration `yaml:"clock_skew"`
+
+	// Remote key sets (jwks_uri or discovery).
+	MinRefresh         Duration `yaml:"min_refresh"`
+	MaxRefresh         Duration `yaml:"max_refresh"`
+	FetchTimeout       Duration `yaml:"fetch_timeout"`
+	CAFile             string   `yaml:"ca_file"`
+	AllowInsecureHTTP  bool     `yaml:"allow_insecure_http"`
+	RequireKeysAtStart bool     `yaml:"require_keys_at_start"`
+}
+
+// Remote reports whether the issuer's keys are fetched over HTTP.
+func (is Issuer) Remote() bool {
+	return is.JWKSFile == "" && is.PublicKeyFile == "" && is.HMACSecretFile == ""
+}
+
+// HMACMinLength is the shortest secret the issuer's HMAC algorithms accept:
+// the longest hash output among them.
+func (is Issuer) HMACMinLength() int {
+	n := 0
+	for _, a := range is.Algorithms {
+		if l := hmacAlgorithms[a]; l > n {
+			n = l
+		}
+	}
+	return n
 }
 
 // Token says where bearer tokens are found and how big they may be.
@@ -122,6 +153,20 @@ const (
 // AsymmetricAlgorithms are the JWS algorithms accepted when an issuer lists none.
 var AsymmetricAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
+// hmacAlgorithms maps the HMAC algorithms, allowed only with
+// hmac_secret_file, to their hash output length in bytes.
+var hmacAlgorithms = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
+
+// Remote key set defaults and limits.
+const (
+	DefaultMinRefresh   = 30 * time.Second
+	DefaultMaxRefresh   = time.Hour
+	DefaultFetchTimeout = 5 * time.Second
+	minRefreshFloor     = time.Second
+	maxRefreshCeiling   = 24 * time.Hour
+	maxFetchTimeout     = time.Minute
+)
+
 // Load reads, decodes and validates the file at path.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
@@ -177,7 +222,28 @@ func (c *Config) setDefaults(dir string) {
 		c.Policy.Paths[i] = resolve(dir, p)
 	}
 	for i := range c.Issuers {
-		c.Issuers[i].JWKSFile = resolve(dir, c.Issuers[i].JWKSFile)
+		is := &c.Issuers[i]
+		is.JWKSFile = resolve(dir, is.JWKSFile)
+		is.PublicKeyFile = resolve(dir, is.PublicKeyFile)
+		is.HMACSecretFile = resolve(dir, is.HMACSecretFile)
+		is.CAFile = resolve(dir, is.CAFile)
+		if is.HMACSecretFile != "" && len(is.Algorithms) == 0 {
+			is.Algorithms = []string{"HS256"}
+		}
+		if is.Remote() {
+			if is.Discovery == "" && is.JWKSURI == "" {
+				is.Discovery = "openid"
+			}
+			if is.MinRefresh == 0 {
+				is.MinRefresh = Duration(DefaultMinRefresh)
+			}
+			if is.MaxRefresh == 0 {
+				is.MaxRefresh = Duration(DefaultMaxRefresh)
+			}
+			if is.FetchTimeout == 0 {
+				is.FetchTimeout = Duration(DefaultFetchTimeout)
+			}
+		}
 	}
 	for k, v := range c.Forward.Claims {
 		c.Forward.Claims[k] = strings.ToLower(v)
@@ -276,25 +342,86 @@ func (is Issuer) validate(p *problems, field string) {
 			p.add(fmt.Sprintf("%s.audiences[%d]", field, j), "expected a non-empty audience")
 		}
 	}
-	switch {
-	case is.JWKSURI != "" && is.JWKSFile != "":
-		p.add(field, "set jwks_uri or jwks_file, not both")
-	case is.JWKSFile != "":
-		if _, err := os.Stat(is.JWKSFile); err != nil {
-			p.add(field+".jwks_file", "%v", err)
+	var sources []string
+	for _, f := range []struct{ name, value string }{
+		{"jwks_uri", is.JWKSURI}, {"jwks_file", is.JWKSFile},
+		{"public_key_file", is.PublicKeyFile}, {"hmac_secret_file", is.HMACSecretFile},
+	} {
+		if f.value != "" {
+			sources = append(sources, f.name)
 		}
+	}
+	if len(sources) > 1 {
+		p.add(field, "set one key source, not %s", strings.Join(sources, " and "))
+	}
+	for _, f := range []struct{ name, path string }{
+		{"jwks_file", is.JWKSFile}, {"public_key_file", is.PublicKeyFile},
+		{"hmac_secret_file", is.HMACSecretFile}, {"ca_file", is.CAFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			p.add(field+"."+f.name, "%v", err)
+		}
+	}
+	switch {
 	case is.JWKSURI != "":
 		validateFetchURL(p, field+".jwks_uri", is.JWKSURI, is.AllowInsecureHTTP)
-	default:
+	case is.Remote():
 		validateFetchURL(p, field+".issuer", is.Issuer, is.AllowInsecureHTTP)
 	}
+	if is.Discovery != "" && (is.JWKSURI != "" || !is.Remote()) {
+		p.add(field+".discovery", "applies only when keys come from discovery (no jwks_uri or key file)")
+	} else if is.Discovery != "" && is.Discovery != "openid" && is.Discovery != "oauth" {
+		p.add(field+".discovery", "expected openid or oauth, got %q", is.Discovery)
+	}
+	is.validateRemote(p, field)
+
+	hmac := is.HMACSecretFile != ""
 	for j, a := range is.Algorithms {
-		if !slices.Contains(AsymmetricAlgorithms, a) {
+		_, isHMAC := hmacAlgorithms[a]
+		switch {
+		case hmac && !isHMAC:
+			p.add(fmt.Sprintf("%s.algorithms[%d]", field, j), "with hmac_secret_file expected HS256, HS384 or HS512, got %q", a)
+		case !hmac && isHMAC:
+			p.add(fmt.Sprintf("%s.algorithms[%d]", field, j), "%s needs hmac_secret_file; key sets and public keys take %s", a, strings.Join(AsymmetricAlgorithms, ", "))
+		case !hmac && !slices.Contains(AsymmetricAlgorithms, a):
 			p.add(fmt.Sprintf("%s.algorithms[%d]", field, j), "expected one of %s, got %q", strings.Join(AsymmetricAlgorithms, ", "), a)
 		}
 	}
 	if d := time.Duration(is.ClockSkew); d < 0 || d > maxClockSkew {
 		p.add(field+".clock_skew", "expected a duration between 0s and %s, got %s", maxClockSkew, d)
+	}
+}
+
+// validateRemote checks the settings of fetched key sets, and that they are
+// not set where they would have no effect.
+func (is Issuer) validateRemote(p *problems, field string) {
+	if !is.Remote() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"min_refresh", is.MinRefresh != 0}, {"max_refresh", is.MaxRefresh != 0},
+			{"fetch_timeout", is.FetchTimeout != 0}, {"ca_file", is.CAFile != ""},
+			{"allow_insecure_http", is.AllowInsecureHTTP}, {"require_keys_at_start", is.RequireKeysAtStart},
+		} {
+			if f.set {
+				p.add(field+"."+f.name, "applies only to keys fetched over HTTP (jwks_uri or discovery)")
+			}
+		}
+		return
+	}
+	minR, maxR := time.Duration(is.MinRefresh), time.Duration(is.MaxRefresh)
+	if minR < minRefreshFloor || minR > maxRefreshCeiling {
+		p.add(field+".min_refresh", "expected a duration between %s and %s, got %s", minRefreshFloor, maxRefreshCeiling, minR)
+	}
+	if maxR < minR || maxR > maxRefreshCeiling {
+		p.add(field+".max_refresh", "expected a duration between min_refresh (%s) and %s, got %s", minR, maxRefreshCeiling, maxR)
+	}
+	if d := time.Duration(is.FetchTimeout); d <= 0 || d > maxFetchTimeout {
+		p.add(field+".fetch_timeout", "expected a duration above 0s and at most %s, got %s", maxFetchTimeout, d)
 	}
 }
 

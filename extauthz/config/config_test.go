@@ -111,11 +111,20 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "relative unix socket", replace: [2]string{"127.0.0.1:9191", "unix://run.sock"}, want: []string{"listen.grpc", "absolute"}},
 		{name: "no issuers", replace: [2]string{"  - issuer: https://id.example.com\n    audiences: [orders-api]\n    jwks_file: jwks.json\n    clock_skew: 30s\n", ""}, want: []string{"issuers: expected at least one issuer"}},
 		{name: "no audiences", replace: [2]string{"audiences: [orders-api]", "audiences: []"}, want: []string{"issuers[0].audiences", "at least one"}},
-		{name: "both jwks sources", replace: [2]string{"jwks_file: jwks.json", "jwks_file: jwks.json\n    jwks_uri: https://x/j"}, want: []string{"issuers[0]", "not both"}},
+		{name: "both jwks sources", replace: [2]string{"jwks_file: jwks.json", "jwks_file: jwks.json\n    jwks_uri: https://x/j"}, want: []string{"issuers[0]", "set one key source, not jwks_uri and jwks_file"}},
 		{name: "missing jwks file", replace: [2]string{"jwks_file: jwks.json", "jwks_file: nope.json"}, want: []string{"issuers[0].jwks_file", "nope.json"}},
 		{name: "http jwks uri to a remote host", replace: [2]string{"jwks_file: jwks.json", "jwks_uri: http://id.example.com/jwks"}, want: []string{"issuers[0].jwks_uri", "allow_insecure_http"}},
 		{name: "discovery needs a URL issuer", replace: [2]string{"https://id.example.com\n    audiences: [orders-api]\n    jwks_file: jwks.json", "my-issuer\n    audiences: [orders-api]"}, want: []string{"issuers[0].issuer", "https URL"}},
-		{name: "symmetric algorithm", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    algorithms: [HS256]"}, want: []string{"issuers[0].algorithms[0]", "RS256", `"HS256"`}},
+		{name: "symmetric algorithm", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    algorithms: [HS256]"}, want: []string{"issuers[0].algorithms[0]", "HS256 needs hmac_secret_file"}},
+		{name: "asymmetric algorithm with an HMAC secret", replace: [2]string{"jwks_file: jwks.json", "hmac_secret_file: jwks.json\n    algorithms: [RS256]"}, want: []string{"issuers[0].algorithms[0]", "with hmac_secret_file expected HS256"}},
+		{name: "unknown discovery kind", replace: [2]string{"    jwks_file: jwks.json\n", "    discovery: saml\n"}, want: []string{"issuers[0].discovery", "openid or oauth"}},
+		{name: "discovery with a key file", replace: [2]string{"jwks_file: jwks.json", "jwks_file: jwks.json\n    discovery: oauth"}, want: []string{"issuers[0].discovery", "applies only"}},
+		{name: "refresh setting on a static key", replace: [2]string{"jwks_file: jwks.json", "jwks_file: jwks.json\n    min_refresh: 1m"}, want: []string{"issuers[0].min_refresh", "applies only to keys fetched over HTTP"}},
+		{name: "max_refresh below min_refresh", replace: [2]string{"jwks_file: jwks.json", "jwks_uri: https://id.example.com/jwks\n    min_refresh: 10m\n    max_refresh: 1m"}, want: []string{"issuers[0].max_refresh", "between min_refresh (10m0s)"}},
+		{name: "min_refresh too short", replace: [2]string{"jwks_file: jwks.json", "jwks_uri: https://id.example.com/jwks\n    min_refresh: 10ms"}, want: []string{"issuers[0].min_refresh", "between 1s and 24h0m0s"}},
+		{name: "fetch_timeout too long", replace: [2]string{"jwks_file: jwks.json", "jwks_uri: https://id.example.com/jwks\n    fetch_timeout: 5m"}, want: []string{"issuers[0].fetch_timeout", "at most 1m0s"}},
+		{name: "missing ca_file", replace: [2]string{"jwks_file: jwks.json", "jwks_uri: https://id.example.com/jwks\n    ca_file: ca.pem"}, want: []string{"issuers[0].ca_file", "ca.pem"}},
+		{name: "missing public key file", replace: [2]string{"jwks_file: jwks.json", "public_key_file: key.pem"}, want: []string{"issuers[0].public_key_file", "key.pem"}},
 		{name: "none algorithm", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    algorithms: [none]"}, want: []string{"issuers[0].algorithms[0]"}},
 		{name: "skew too large", replace: [2]string{"30s", "1h"}, want: []string{"issuers[0].clock_skew", "between 0s and 10m0s"}},
 		{name: "duplicate issuer", replace: [2]string{"    clock_skew: 30s\n", "    clock_skew: 30s\n  - issuer: https://id.example.com\n    audiences: [x]\n    jwks_file: jwks.json\n"}, want: []string{"issuers[1].issuer", "twice"}},
@@ -149,6 +158,49 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
+		})
+	}
+}
+
+func TestParseKeySourceDefaults(t *testing.T) {
+	dir := dirWithFiles(t)
+	tests := []struct {
+		name, source string
+		check        func(t *testing.T, is Issuer)
+	}{
+		{name: "discovery gets openid and refresh defaults", source: "", check: func(t *testing.T, is Issuer) {
+			if !is.Remote() || is.Discovery != "openid" || time.Duration(is.MinRefresh) != DefaultMinRefresh ||
+				time.Duration(is.MaxRefresh) != DefaultMaxRefresh || time.Duration(is.FetchTimeout) != DefaultFetchTimeout {
+				t.Errorf("issuer = %+v", is)
+			}
+		}},
+		{name: "jwks_uri has no discovery", source: "jwks_uri: https://id.example.com/jwks", check: func(t *testing.T, is Issuer) {
+			if !is.Remote() || is.Discovery != "" {
+				t.Errorf("issuer = %+v", is)
+			}
+		}},
+		{name: "hmac secret defaults to HS256", source: "hmac_secret_file: jwks.json", check: func(t *testing.T, is Issuer) {
+			if is.Remote() || len(is.Algorithms) != 1 || is.Algorithms[0] != "HS256" || is.HMACMinLength() != 32 {
+				t.Errorf("issuer = %+v", is)
+			}
+			if is.HMACSecretFile != filepath.Join(dir, "jwks.json") {
+				t.Errorf("hmac_secret_file not resolved: %q", is.HMACSecretFile)
+			}
+		}},
+		{name: "hmac minimum length follows the strongest algorithm", source: "hmac_secret_file: jwks.json\n    algorithms: [HS256, HS512]", check: func(t *testing.T, is Issuer) {
+			if is.HMACMinLength() != 64 {
+				t.Errorf("HMACMinLength = %d", is.HMACMinLength())
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yml := strings.Replace(validYAML, "jwks_file: jwks.json", tt.source, 1)
+			c, err := Parse([]byte(yml), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c.Issuers[0])
 		})
 	}
 }
