@@ -90,20 +90,24 @@ func checkDisabledBuiltins(modules map[string]*ast.Module) ast.Errors {
 // found while walking a directory.
 func skipFile(_ string, info fs.FileInfo, depth int) bool {
 	name := info.Name()
-	if depth > 0 && strings.HasPrefix(name, ".") {
+	if depth > 0 && hidden(name) {
 		return true
 	}
 	return !info.IsDir() && strings.HasSuffix(name, "_test.rego")
 }
 
-// load reads the modules and data files named by paths.
-func load(paths []string, caps *ast.Capabilities) (*loader.Result, error) {
+// hidden reports whether a file or directory name is hidden.
+func hidden(name string) bool { return strings.HasPrefix(name, ".") }
+
+// load reads the modules and data files named by paths and returns them
+// with their revision.
+func load(paths []string) (*loader.Result, string, error) {
 	if len(paths) == 0 {
-		return nil, errors.New("policy: no paths configured")
+		return nil, "", errors.New("policy: no paths configured")
 	}
 	res, err := loader.NewFileLoader().
 		WithRegoVersion(ast.RegoV1).
-		WithCapabilities(caps).
+		WithCapabilities(capabilities()).
 		WithProcessAnnotation(true).
 		Filtered(paths, skipFile)
 	if err != nil {
@@ -111,12 +115,16 @@ func load(paths []string, caps *ast.Capabilities) (*loader.Result, error) {
 		if errors.As(err, &errs) {
 			err = errors.Join(errs...)
 		}
-		return nil, fmt.Errorf("policy: loading: %w", err)
+		return nil, "", fmt.Errorf("policy: loading: %w", err)
 	}
 	if len(res.Modules) == 0 {
-		return nil, fmt.Errorf("policy: no .rego files in paths %s", strings.Join(paths, ", "))
+		return nil, "", fmt.Errorf("policy: no .rego files in paths %s", strings.Join(paths, ", "))
 	}
-	return res, nil
+	revision, err := revisionOf(res)
+	if err != nil {
+		return nil, "", err
+	}
+	return res, revision, nil
 }
 
 // revisionOf hashes the sorted module sources and the data documents.

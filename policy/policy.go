@@ -9,9 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/loader"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 )
@@ -25,7 +29,29 @@ var (
 	// the shape of a boolean or a decision object. It is wrapped with a
 	// message naming the offending key and the expected type.
 	ErrBadResult = errors.New("decision has an unexpected shape")
+
+	// ErrUnknownRule is wrapped by the errors of New, Watch and EvalRule for
+	// a decision rule that the policy does not define.
+	ErrUnknownRule = errors.New("decision rule not defined in the loaded policy")
 )
+
+// unknownRuleError names the rule that is not defined; it is ErrUnknownRule.
+type unknownRuleError struct {
+	rule ast.Ref
+}
+
+func (e unknownRuleError) Error() string {
+	return fmt.Sprintf("decision rule %v not defined in the loaded policy", e.rule)
+}
+
+func (e unknownRuleError) Is(target error) bool { return target == ErrUnknownRule }
+
+// Policies from other sources than files (bundle*.go) are compiled with
+// compile, defined after New:
+//
+//	compile(ctx, modules, store, decision, revision, newOptions(opts)) (*Engine, error)
+//
+// Its doc comment is the contract.
 
 // Header is one HTTP header to set; several Headers with the same Key mean
 // several values.
@@ -78,50 +104,140 @@ type Result struct {
 	DynamicMetadata map[string]any
 }
 
-// Option configures an Engine.
+// DefaultEvalTimeout is how long one evaluation may take unless
+// WithEvalTimeout says otherwise.
+const DefaultEvalTimeout = 100 * time.Millisecond
+
+// Option configures an Engine or a Watcher.
 type Option func(*options)
 
 type options struct {
-	logger *slog.Logger
+	logger      *slog.Logger
+	evalTimeout time.Duration
+	onReload    func(rev string, err error)
+	network     bool
+}
+
+// newOptions applies opts over the defaults.
+func newOptions(opts []Option) options {
+	o := options{evalTimeout: DefaultEvalTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithNetwork lets policies call the network built-ins http.send and
+// net.lookup_ip_addr, which are disabled by default so that decisions stay
+// fast and local.
+func WithNetwork() Option {
+	return func(o *options) { o.network = true }
 }
 
 // WithLogger enables Rego print() calls and sends their output to l at info
 // level, with the location of the print() call. Without a logger, print()
-// calls are removed from the policy at compile time.
+// calls are removed from the policy at compile time. A Watcher logs its
+// reloads to l too.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
-// Engine evaluates the decision rule of a loaded policy. It is safe for
-// concurrent use.
+// WithEvalTimeout bounds each evaluation by Eval, EvalRule and
+// EvalInterface to d (default DefaultEvalTimeout); an evaluation still
+// running then fails with an error wrapping context.DeadlineExceeded.
+// Zero or less means no bound other than the caller's context.
+func WithEvalTimeout(d time.Duration) Option {
+	return func(o *options) { o.evalTimeout = max(d, 0) }
+}
+
+// OnReload has a Watcher call f after each reload that replaced the Engine
+// (rev is the new revision, err nil) and each that failed (rev is the
+// revision kept, err why). Reloads that find the policy unchanged are not
+// reported. f runs on the watcher's goroutine and must not block. New
+// ignores this option.
+func OnReload(f func(rev string, err error)) Option {
+	return func(o *options) { o.onReload = f }
+}
+
+// Engine evaluates the decision rule of a loaded policy, or other rules of
+// it with EvalRule. It is safe for concurrent use.
 type Engine struct {
-	query    rego.PreparedEvalQuery
+	compiler *ast.Compiler
+	store    storage.Store
 	decision ast.Ref
+	query    rego.PreparedEvalQuery
 	revision string
+	timeout  time.Duration
+	logger   *slog.Logger
+	caps     *ast.Capabilities
+
+	mu    sync.RWMutex
+	rules map[string]*ruleQuery // by EvalRule's rule argument
 }
 
 // New loads the policy and data named by cfg, compiles it and prepares the
 // decision query. Policies calling network built-ins (http.send,
-// net.lookup_ip_addr) are rejected.
+// net.lookup_ip_addr) are rejected unless WithNetwork is given. A decision rule the policy does not
+// define is an error wrapping ErrUnknownRule.
 func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
+	if _, err := parseDecision(cfg.Decision); err != nil {
+		return nil, err
 	}
-
-	decision, err := parseDecision(cfg.Decision)
+	loaded, revision, err := load(cfg.Paths)
 	if err != nil {
 		return nil, err
 	}
+	return compileLoaded(ctx, loaded, revision, cfg.Decision, newOptions(opts))
+}
 
+// compileLoaded compiles policy and data read by load.
+func compileLoaded(ctx context.Context, loaded *loader.Result, revision, decision string, o options) (*Engine, error) {
+	store, err := loaded.StoreWithOpts(inmem.OptReturnASTValuesOnRead(true))
+	if err != nil {
+		return nil, fmt.Errorf("policy: data: %w", err)
+	}
+	return compile(ctx, loaded.ParsedModules(), store, decision, revision, o)
+}
+
+// compile is the constructor behind New for policies from any source, such
+// as bundles. The contract:
+//
+//   - modules are parsed modules by name (the name appears in error
+//     locations), parsed with ast.RegoV1 unless the source says otherwise
+//     (a module's own Rego version is respected) and with the
+//     capabilities() of this package, so that disabled built-ins are
+//     reported as such. There must be at least one. compile does not
+//     modify them.
+//   - store holds the data documents. Create it with
+//     inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))
+//     (AST reads keep evaluation fast); nil means no data. The Engine reads
+//     it and never writes it: do not write to it afterwards.
+//   - decision is the rule path in Config.Decision syntax
+//     ("claimcheck/authz/allow").
+//   - revision is what Engine.Revision returns; Watch compares revisions
+//     to skip reloads of an unchanged policy, so it must change whenever
+//     modules or data do.
+//   - o comes from newOptions(opts), which applies the defaults
+//     (DefaultEvalTimeout).
+//
+// Errors are prefixed "policy: "; compile errors carry OPA's file:line
+// locations; an undefined decision rule wraps ErrUnknownRule.
+func compile(ctx context.Context, modules map[string]*ast.Module, store storage.Store, decision string, revision string, o options) (*Engine, error) {
+	ref, err := parseDecision(decision)
+	if err != nil {
+		return nil, err
+	}
+	if len(modules) == 0 {
+		return nil, errors.New("policy: compile: no modules")
+	}
 	caps := capabilities()
-	loaded, err := load(cfg.Paths, caps)
-	if err != nil {
-		return nil, err
-	}
-	modules := loaded.ParsedModules()
-	if errs := checkDisabledBuiltins(modules); len(errs) > 0 {
+	if o.network {
+		caps = ast.CapabilitiesForThisVersion()
+	} else if errs := checkDisabledBuiltins(modules); len(errs) > 0 {
 		return nil, fmt.Errorf("policy: compile: %w", errs)
+	}
+	if store == nil {
+		store = inmem.NewWithOpts(inmem.OptReturnASTValuesOnRead(true))
 	}
 
 	compiler := ast.NewCompiler().
@@ -133,69 +249,99 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Engine, error) {
 	if compiler.Failed() {
 		return nil, fmt.Errorf("policy: compile: %w", compiler.Errors)
 	}
-	if len(compiler.GetRulesForVirtualDocument(decision)) == 0 {
-		return nil, fmt.Errorf("policy: decision rule %v not defined in the loaded policy", decision)
-	}
 
-	revision, err := revisionOf(loaded)
-	if err != nil {
+	e := &Engine{
+		compiler: compiler,
+		store:    store,
+		decision: ref,
+		revision: revision,
+		timeout:  o.evalTimeout,
+		caps:     caps,
+		logger:   o.logger,
+		rules:    make(map[string]*ruleQuery),
+	}
+	if !e.defines(ref) {
+		return nil, fmt.Errorf("policy: %w", unknownRuleError{ref})
+	}
+	if e.query, err = e.prepare(ctx, ref); err != nil {
 		return nil, err
 	}
-	store, err := loaded.StoreWithOpts(inmem.OptReturnASTValuesOnRead(true))
-	if err != nil {
-		return nil, fmt.Errorf("policy: data: %w", err)
-	}
+	return e, nil
+}
 
-	regoOpts := []func(*rego.Rego){
-		rego.Query(decision.String()),
-		rego.Compiler(compiler),
-		rego.Store(store),
-		rego.Capabilities(caps),
+// prepare prepares the query for the rule ref.
+func (e *Engine) prepare(ctx context.Context, ref ast.Ref) (rego.PreparedEvalQuery, error) {
+	opts := []func(*rego.Rego){
+		rego.Query(ref.String()),
+		rego.Compiler(e.compiler),
+		rego.Store(e.store),
+		rego.Capabilities(e.caps),
 		rego.SetRegoVersion(ast.RegoV1),
-		rego.EnablePrintStatements(o.logger != nil),
+		rego.EnablePrintStatements(e.logger != nil),
 		rego.GenerateJSON(resultValue),
 	}
-	if o.logger != nil {
-		regoOpts = append(regoOpts, rego.PrintHook(printHook{o.logger}))
+	if e.logger != nil {
+		opts = append(opts, rego.PrintHook(printHook{e.logger}))
 	}
-	query, err := rego.New(regoOpts...).PrepareForEval(ctx)
+	q, err := rego.New(opts...).PrepareForEval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("policy: preparing %v: %w", decision, err)
+		return rego.PreparedEvalQuery{}, fmt.Errorf("policy: preparing %v: %w", ref, err)
 	}
+	return q, nil
+}
 
-	return &Engine{query: query, decision: decision, revision: revision}, nil
+// defines reports whether the compiled policy has rules for ref.
+func (e *Engine) defines(ref ast.Ref) bool {
+	return len(e.compiler.GetRulesForVirtualDocument(ref)) > 0
 }
 
 // Eval evaluates the decision rule against input. A nil input leaves input
-// undefined. Evaluation stops with an error when ctx is done.
+// undefined. Evaluation stops with an error when ctx is done or the
+// evaluation timeout passes.
 func (e *Engine) Eval(ctx context.Context, input ast.Value) (Result, error) {
+	return e.eval(ctx, e.query, e.decision, input)
+}
+
+// eval evaluates the prepared query q for the rule ref and decodes its
+// result.
+func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, ref ast.Ref, input ast.Value) (Result, error) {
+	parent := ctx
+	if e.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.timeout)
+		defer cancel()
+	}
 	var evalOpts []rego.EvalOption
 	if input != nil {
 		evalOpts = append(evalOpts, rego.EvalParsedInput(input))
 	}
-	rs, err := e.query.Eval(ctx, evalOpts...)
+	rs, err := q.Eval(ctx, evalOpts...)
 	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return Result{}, fmt.Errorf("policy: evaluating %v: %w: %w", e.decision, cerr, err)
+		cerr := ctx.Err()
+		switch {
+		case cerr != nil && parent.Err() == nil:
+			return Result{}, fmt.Errorf("policy: evaluating %v: timed out after %v: %w: %w", ref, e.timeout, cerr, err)
+		case cerr != nil:
+			return Result{}, fmt.Errorf("policy: evaluating %v: %w: %w", ref, cerr, err)
 		}
-		return Result{}, fmt.Errorf("policy: evaluating %v: %w", e.decision, err)
+		return Result{}, fmt.Errorf("policy: evaluating %v: %w", ref, err)
 	}
 
 	switch {
 	case len(rs) == 0:
-		return Result{}, fmt.Errorf("policy: %v: %w", e.decision, ErrUndefined)
+		return Result{}, fmt.Errorf("policy: %v: %w", ref, ErrUndefined)
 	case len(rs) > 1:
-		return Result{}, fmt.Errorf("policy: %v: %w: %d results, want 1", e.decision, ErrBadResult, len(rs))
+		return Result{}, fmt.Errorf("policy: %v: %w: %d results, want 1", ref, ErrBadResult, len(rs))
 	case len(rs[0].Expressions) != 1:
-		return Result{}, fmt.Errorf("policy: %v: %w: %d expressions, want 1", e.decision, ErrBadResult, len(rs[0].Expressions))
+		return Result{}, fmt.Errorf("policy: %v: %w: %d expressions, want 1", ref, ErrBadResult, len(rs[0].Expressions))
 	}
 	v, ok := rs[0].Expressions[0].Value.(ast.Value)
 	if !ok {
-		return Result{}, fmt.Errorf("policy: %v: %w: result is %T, want an AST value", e.decision, ErrBadResult, rs[0].Expressions[0].Value)
+		return Result{}, fmt.Errorf("policy: %v: %w: result is %T, want an AST value", ref, ErrBadResult, rs[0].Expressions[0].Value)
 	}
 	res, err := decodeResult(v)
 	if err != nil {
-		return Result{}, fmt.Errorf("policy: %v: %w", e.decision, err)
+		return Result{}, fmt.Errorf("policy: %v: %w", ref, err)
 	}
 	return res, nil
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -453,6 +455,7 @@ func TestNewRejectsBadConfigAndPolicies(t *testing.T) {
 			name:     "decision rule not defined",
 			files:    map[string]string{"policy.rego": valid},
 			decision: "claimcheck/authz/nope",
+			wantIs:   ErrUnknownRule,
 			wantMsgs: []string{"decision rule data.claimcheck.authz.nope not defined in the loaded policy"},
 		},
 		{
@@ -609,6 +612,116 @@ decision := false if slow`
 				t.Errorf("Eval error = %v, want it to carry the %s", err, topdown.CancelErr)
 			}
 		})
+	}
+}
+
+// deadlineRecorder is a slog.Handler that records whether the context of
+// each record (for print() output, the evaluation's) has a deadline.
+type deadlineRecorder struct {
+	mu        sync.Mutex
+	deadlines []time.Time // zero for none
+}
+
+func (*deadlineRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *deadlineRecorder) WithAttrs([]slog.Attr) slog.Handler     { return h }
+func (h *deadlineRecorder) WithGroup(string) slog.Handler          { return h }
+func (h *deadlineRecorder) Handle(ctx context.Context, _ slog.Record) error {
+	d, _ := ctx.Deadline()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.deadlines = append(h.deadlines, d)
+	return nil
+}
+
+func TestEvalTimeoutBoundsEvaluation(t *testing.T) {
+	files := map[string]string{"policy.rego": authzModule("decision if print(\"evaluating\")\nother if print(\"evaluating\")")}
+	tests := []struct {
+		name string
+		opts []Option
+		want time.Duration // 0: no deadline
+	}{
+		{name: "default timeout", want: DefaultEvalTimeout},
+		{name: "configured timeout", opts: []Option{WithEvalTimeout(3 * time.Second)}, want: 3 * time.Second},
+		{name: "zero means no timeout", opts: []Option{WithEvalTimeout(0)}},
+		{name: "negative means no timeout", opts: []Option{WithEvalTimeout(-time.Second)}},
+	}
+	evals := map[string]func(*Engine) (Result, error){
+		"Eval": func(e *Engine) (Result, error) { return e.Eval(context.Background(), nil) },
+		"EvalRule": func(e *Engine) (Result, error) {
+			return e.EvalRule(context.Background(), "claimcheck/authz/other", nil)
+		},
+		"EvalInterface": func(e *Engine) (Result, error) {
+			return e.EvalInterface(context.Background(), map[string]any{})
+		},
+	}
+	for _, tt := range tests {
+		for method, eval := range evals {
+			t.Run(tt.name+"/"+method, func(t *testing.T) {
+				rec := &deadlineRecorder{}
+				e := newEngine(t, files, authzDecision, append(tt.opts, WithLogger(slog.New(rec)))...)
+				before := time.Now()
+				got, err := eval(e)
+				after := time.Now()
+				if err != nil || !got.Allowed {
+					t.Fatalf("%s = %+v, %v; want allowed", method, got, err)
+				}
+				if len(rec.deadlines) != 1 {
+					t.Fatalf("print() was seen %d times, want once", len(rec.deadlines))
+				}
+				d := rec.deadlines[0]
+				switch {
+				case tt.want == 0 && !d.IsZero():
+					t.Errorf("evaluation deadline %v, want none", d)
+				case tt.want != 0 && d.IsZero():
+					t.Errorf("evaluation had no deadline, want %v", tt.want)
+				case tt.want != 0 && (d.Before(before.Add(tt.want)) || d.After(after.Add(tt.want))):
+					t.Errorf("evaluation deadline is %v after the call started, want %v", d.Sub(before), tt.want)
+				}
+			})
+		}
+	}
+}
+
+func TestEvalTimeoutStopsSlowPolicy(t *testing.T) {
+	// slow never succeeds; evaluating it takes far longer than the
+	// timeouts below.
+	rules := `slow if {
+	some i in numbers.range(1, 3000)
+	some j in numbers.range(1, 3000)
+	i * j < 0
+}
+
+default decision := true
+
+decision := false if slow
+
+default also_slow := true
+
+also_slow := false if slow`
+	tests := []struct {
+		name    string
+		opts    []Option
+		wantMsg string
+	}{
+		{name: "default timeout", wantMsg: "timed out after 100ms"},
+		{name: "configured timeout", opts: []Option{WithEvalTimeout(10 * time.Millisecond)}, wantMsg: "timed out after 10ms"},
+	}
+	for _, tt := range tests {
+		e := newEngine(t, map[string]string{"policy.rego": authzModule(rules)}, authzDecision, tt.opts...)
+		for _, rule := range []string{authzDecision, "claimcheck/authz/also_slow"} {
+			t.Run(tt.name+"/"+rule, func(t *testing.T) {
+				got, err := e.EvalRule(context.Background(), rule, nil)
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("EvalRule = %+v, %v; want an error wrapping context.DeadlineExceeded", got, err)
+				}
+				if !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Errorf("EvalRule error = %q, want it to contain %q", err, tt.wantMsg)
+				}
+				if got.Allowed {
+					t.Errorf("EvalRule result = %+v, want it not allowed", got)
+				}
+			})
+		}
 	}
 }
 
@@ -857,5 +970,27 @@ decision if {
 		if err != nil || !res.Allowed {
 			b.Fatalf("Eval = %+v, %v", res, err)
 		}
+	}
+}
+
+func TestWithNetworkAllowsNetworkBuiltins(t *testing.T) {
+	dir := t.TempDir()
+	rego := "package net\n\nallow if {\n\tresp := http.send({\"method\": \"GET\", \"url\": input.url, \"timeout\": \"1s\"})\n\tresp.status_code == 200\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "net.rego"), []byte(rego), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Paths: []string{dir}, Decision: "net/allow"}
+	if _, err := New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "http.send is disabled") {
+		t.Fatalf("without WithNetwork: err = %v", err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer srv.Close()
+	e, err := New(context.Background(), cfg, WithNetwork(), WithEvalTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.EvalInterface(context.Background(), map[string]any{"url": srv.URL})
+	if err != nil || !res.Allowed {
+		t.Fatalf("http.send with WithNetwork: %+v, %v", res, err)
 	}
 }
