@@ -6,12 +6,16 @@ package extauthz
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"sort"
+	"strings"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -29,7 +33,21 @@ const (
 	ReasonPolicyDenied    = "policy_denied"
 	ReasonPolicyUndefined = "policy_undefined"
 	ReasonPolicyError     = "policy_error"
+	ReasonRuleUnknown     = "decision_rule_unknown"
+	ReasonNoPolicy        = "policy_unavailable"
 	ReasonInternal        = "internal_error"
+)
+
+// Envoy per-route context_extensions keys claimcheck reads.
+const (
+	// ExtDecision names the decision rule for the route, e.g. "orders/allow".
+	ExtDecision = "claimcheck_decision"
+	// ExtPublic set to "true" makes the token optional on the route; honoured
+	// only with Config.AllowPublicRoutes.
+	ExtPublic = "claimcheck_public"
+	// ExtDryRun set to "true" puts the route in dry-run; honoured only with
+	// Config.AllowDryRunRoutes.
+	ExtDryRun = "claimcheck_dry_run"
 )
 
 // Verifier verifies a raw bearer token.
@@ -37,9 +55,30 @@ type Verifier interface {
 	Verify(ctx context.Context, raw string) (*token.Token, error)
 }
 
-// Policy decides on an input document.
+// Policy decides on an input document with its default decision rule or
+// another named rule; *policy.Engine is one.
 type Policy interface {
 	Eval(ctx context.Context, input ast.Value) (policy.Result, error)
+	EvalRule(ctx context.Context, rule string, input ast.Value) (policy.Result, error)
+	Revision() string
+}
+
+// PolicySource gives the policy in force, which may change between Checks
+// (hot reload, bundles). Policy returns nil while none has loaded.
+type PolicySource interface {
+	Policy() Policy
+}
+
+// StaticPolicy is a PolicySource that always gives p.
+func StaticPolicy(p Policy) PolicySource { return staticPolicy{p} }
+
+type staticPolicy struct{ p Policy }
+
+func (s staticPolicy) Policy() Policy { return s.p }
+
+// DecisionLogger records decisions; it must not block the Check for long.
+type DecisionLogger interface {
+	LogDecision(ctx context.Context, d *Decision)
 }
 
 // Config is the decision path's configuration.
@@ -53,13 +92,23 @@ type Config struct {
 	ForwardClaims map[string]string
 	// StripToken removes the header that carried the token on allow.
 	StripToken bool
+	// DryRun allows every request, after evaluating and logging the real
+	// decision.
+	DryRun bool
+	// AllowPublicRoutes honours ExtPublic; AllowDryRunRoutes honours ExtDryRun.
+	AllowPublicRoutes bool
+	AllowDryRunRoutes bool
+	// DecisionLog receives every decision; nil logs none.
+	DecisionLog DecisionLogger
+	// DefaultRule names the policy's configured decision rule in decisions.
+	DefaultRule string
 }
 
 // Authorizer makes decisions. It is safe for concurrent use.
 type Authorizer struct {
 	cfg      Config
 	verifier Verifier
-	policy   Policy
+	policy   PolicySource
 	log      *slog.Logger
 	forward  []forwardRule // sorted by claim for deterministic output
 }
@@ -67,7 +116,7 @@ type Authorizer struct {
 type forwardRule struct{ claim, header string }
 
 // New returns an Authorizer. A nil logger discards logs.
-func New(cfg Config, v Verifier, p Policy, log *slog.Logger) (*Authorizer, error) {
+func New(cfg Config, v Verifier, p PolicySource, log *slog.Logger) (*Authorizer, error) {
 	if v == nil || p == nil {
 		return nil, errors.New("extauthz: a verifier and a policy are required")
 	}
@@ -112,6 +161,20 @@ type Decision struct {
 	// always holds "claimcheck": {"reason": …} plus whatever the policy set.
 	DynamicMetadata map[string]any
 
+	// DryRun is set when the request was allowed only because of dry-run;
+	// Reason and Status then say what the real decision was.
+	DryRun bool
+	// Rule is the decision rule evaluated, Revision the policy's revision;
+	// both empty when the request was decided before the policy.
+	Rule, Revision string
+
+	// ID identifies the decision in logs and in the dynamic metadata.
+	ID string
+	// Request is what was asked: method, host and path (no query).
+	Method, Host, Path string
+	// Latency is the time the decision took.
+	Latency time.Duration
+
 	// Token is the verified token, when there was one.
 	Token *token.Token
 	// Input is the policy input document, when the request got that far.
@@ -131,11 +194,13 @@ func (a *Authorizer) Explain(ctx context.Context, req *authv3.CheckRequest) Deci
 }
 
 func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, explain bool) (d Decision) {
+	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.Error("check panicked; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			d = a.unavailable(ReasonInternal, "internal error")
 		}
+		a.finish(ctx, req, &d, start)
 	}()
 	d = a.check(ctx, req)
 	if explain && d.Input == nil {
@@ -143,8 +208,44 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 			d.Input, _ = buildInput(req, r, nil)
 		}
 	}
-	a.log.Debug("decision", "allowed", d.Allowed, "status", d.Status, "reason", d.Reason)
 	return d
+}
+
+// finish applies dry-run, fills in what logs need and logs the decision.
+func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *Decision, start time.Time) {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	d.Method, d.Host = h.GetMethod(), h.GetHost()
+	d.Path, _, _ = strings.Cut(h.GetPath(), "?")
+	d.ID = h.GetId()
+	if d.ID == "" {
+		d.ID = newDecisionID()
+	}
+	ext := req.GetAttributes().GetContextExtensions()
+	if !d.Allowed && (a.cfg.DryRun || (a.cfg.AllowDryRunRoutes && ext[ExtDryRun] == "true")) {
+		// The real decision stays in Reason, Status and the logs.
+		d.Allowed, d.DryRun = true, true
+		d.DenyHeaders, d.Body, d.ResponseHeaders = nil, "", nil
+		// Forwarded-claim headers still come only from a verified token.
+		d.UpstreamHeaders, d.RemoveHeaders = a.forwardHeaders(d.Token)
+	}
+	if meta, ok := d.DynamicMetadata["claimcheck"].(map[string]any); ok {
+		meta["decision_id"] = d.ID
+		if d.DryRun {
+			meta["dry_run"] = true
+		}
+	}
+	d.Latency = time.Since(start)
+	a.log.Debug("decision", "id", d.ID, "allowed", d.Allowed, "status", d.Status, "reason", d.Reason, "dry_run", d.DryRun)
+	if a.cfg.DecisionLog != nil {
+		a.cfg.DecisionLog.LogDecision(ctx, d)
+	}
+}
+
+// newDecisionID returns a random 128-bit identifier in hex.
+func newDecisionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest) Decision {
@@ -153,6 +254,8 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest) Decisi
 		return a.deny(http.StatusBadRequest, ReasonBadRequest, "invalid_request", err.Error(), nil)
 	}
 
+	ext := req.GetAttributes().GetContextExtensions()
+	required := a.cfg.TokenRequired && !(a.cfg.AllowPublicRoutes && ext[ExtPublic] == "true")
 	f, ok := extractToken(a.cfg.Sources, r.headers, r.query)
 	var tok *token.Token
 	switch {
@@ -161,8 +264,13 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest) Decisi
 		if err != nil {
 			return a.tokenRejected(err)
 		}
-	case a.cfg.TokenRequired:
+	case required:
 		return a.missingToken()
+	}
+
+	p := a.policy.Policy()
+	if p == nil {
+		return a.unavailable(ReasonNoPolicy, "the policy has not loaded yet")
 	}
 
 	input, err := buildInput(req, r, tok)
@@ -174,9 +282,18 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest) Decisi
 		return a.unavailable(ReasonInternal, fmt.Sprintf("policy input: %v", err))
 	}
 
-	res, err := a.policy.Eval(ctx, v)
+	var res policy.Result
+	rule := ext[ExtDecision]
+	if rule != "" {
+		res, err = p.EvalRule(ctx, rule, v)
+	} else {
+		res, err = p.Eval(ctx, v)
+	}
 	var d Decision
 	switch {
+	case errors.Is(err, policy.ErrUnknownRule):
+		a.log.Error("route names an unknown decision rule; denying", "rule", rule, "err", err)
+		d = a.unavailable(ReasonRuleUnknown, fmt.Sprintf("decision rule %q is not defined in the policy", rule))
 	case errors.Is(err, policy.ErrUndefined):
 		d = a.deny(http.StatusForbidden, ReasonPolicyUndefined, "access_denied", "the policy gave no decision", nil)
 	case err != nil:
@@ -188,6 +305,10 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest) Decisi
 		d = a.allow(res, tok, f)
 	}
 	d.Token, d.Input = tok, input
+	d.Rule, d.Revision = rule, p.Revision()
+	if rule == "" {
+		d.Rule = a.cfg.DefaultRule
+	}
 	if tok != nil {
 		meta := d.DynamicMetadata["claimcheck"].(map[string]any)
 		meta["issuer"] = tok.Issuer
@@ -209,19 +330,27 @@ func (a *Authorizer) allow(res policy.Result, tok *token.Token, f found) Decisio
 		RemoveHeaders:   append([]string(nil), res.RequestHeadersToRemove...),
 		DynamicMetadata: metadata(res.DynamicMetadata, ReasonAllowed),
 	}
-	for _, fr := range a.forward {
-		v, ok := claimHeaderValue(tok, fr.claim)
-		if !ok {
-			d.RemoveHeaders = append(d.RemoveHeaders, fr.header)
-			continue
-		}
-		d.UpstreamHeaders = append(d.UpstreamHeaders, policy.Header{Key: fr.header, Value: v})
-	}
-	d.UpstreamHeaders = append(d.UpstreamHeaders, res.Headers...)
+	set, remove := a.forwardHeaders(tok)
+	d.UpstreamHeaders = append(set, res.Headers...)
+	d.RemoveHeaders = append(d.RemoveHeaders, remove...)
 	if a.cfg.StripToken && f.header != "" {
 		d.RemoveHeaders = append(d.RemoveHeaders, f.header)
 	}
 	return d
+}
+
+// forwardHeaders returns the forwarded-claim headers to set from tok, and
+// those to remove because tok (or its claim) is absent.
+func (a *Authorizer) forwardHeaders(tok *token.Token) (set []policy.Header, remove []string) {
+	for _, fr := range a.forward {
+		v, ok := claimHeaderValue(tok, fr.claim)
+		if !ok {
+			remove = append(remove, fr.header)
+			continue
+		}
+		set = append(set, policy.Header{Key: fr.header, Value: v})
+	}
+	return set, remove
 }
 
 func (a *Authorizer) policyDenied(res policy.Result, noToken bool) Decision {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,20 +35,36 @@ func (f fakeVerifier) Verify(_ context.Context, raw string) (*token.Token, error
 	return nil, fmt.Errorf("%w: unknown test token", token.ErrSignature)
 }
 
-// fakePolicy records its input and answers with fn.
+// fakePolicy records its input and the rule asked for, and answers with fn.
+// Rules other than "" and those in rules are unknown.
 type fakePolicy struct {
 	fn    func(input map[string]any) (policy.Result, error)
+	rules map[string]func(input map[string]any) (policy.Result, error)
 	input map[string]any
+	rule  string
 }
 
-func (f *fakePolicy) Eval(_ context.Context, v ast.Value) (policy.Result, error) {
+func (f *fakePolicy) Eval(ctx context.Context, v ast.Value) (policy.Result, error) {
+	return f.EvalRule(ctx, "", v)
+}
+
+func (f *fakePolicy) EvalRule(_ context.Context, rule string, v ast.Value) (policy.Result, error) {
 	var m map[string]any
 	if err := ast.As(v, &m); err != nil {
 		return policy.Result{}, err
 	}
-	f.input = m
-	return f.fn(m)
+	f.input, f.rule = m, rule
+	if rule == "" {
+		return f.fn(m)
+	}
+	fn, ok := f.rules[rule]
+	if !ok {
+		return policy.Result{}, fmt.Errorf("%w: %s", policy.ErrUnknownRule, rule)
+	}
+	return fn(m)
 }
+
+func (f *fakePolicy) Revision() string { return "rev-1" }
 
 func allowAll(map[string]any) (policy.Result, error) { return policy.Result{Allowed: true}, nil }
 
@@ -95,7 +112,7 @@ func header(hs []policy.Header, key string) (string, bool) {
 
 func newAuthorizer(t *testing.T, cfg Config, v Verifier, p Policy) *Authorizer {
 	t.Helper()
-	a, err := New(cfg, v, p, nil)
+	a, err := New(cfg, v, StaticPolicy(p), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,5 +469,141 @@ func TestExplainSetsInputForEarlyDenies(t *testing.T) {
 	}
 	if _, ok := d.Input["token"]; ok {
 		t.Error("a rejected token reached input.token")
+	}
+}
+
+// recordingLog keeps the decisions logged.
+type recordingLog struct{ decisions []Decision }
+
+func (r *recordingLog) LogDecision(_ context.Context, d *Decision) {
+	r.decisions = append(r.decisions, *d)
+}
+
+func withExtensions(req *authv3.CheckRequest, ext map[string]string) *authv3.CheckRequest {
+	req.Attributes.ContextExtensions = ext
+	return req
+}
+
+func TestPerRouteRules(t *testing.T) {
+	deny := func(map[string]any) (policy.Result, error) { return policy.Result{}, nil }
+	p := &fakePolicy{fn: deny, rules: map[string]func(map[string]any) (policy.Result, error){"orders/allow": allowAll}}
+	verifier := fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}
+	tests := []struct {
+		name    string
+		cfg     Config
+		ext     map[string]string
+		headers map[string]string
+		allowed bool
+		status  int
+		reason  string
+		rule    string
+	}{
+		{name: "default rule", cfg: Config{TokenRequired: true, DefaultRule: "claimcheck/authz/allow"}, headers: bearer("good"),
+			status: 403, reason: ReasonPolicyDenied, rule: "claimcheck/authz/allow"},
+		{name: "route chooses its rule", cfg: Config{TokenRequired: true}, ext: map[string]string{ExtDecision: "orders/allow"}, headers: bearer("good"),
+			allowed: true, status: 200, reason: ReasonAllowed, rule: "orders/allow"},
+		{name: "unknown rule is a deny with a clear reason", cfg: Config{TokenRequired: true}, ext: map[string]string{ExtDecision: "nope/allow"}, headers: bearer("good"),
+			status: 503, reason: ReasonRuleUnknown, rule: "nope/allow"},
+		{name: "public route without permission still needs a token", cfg: Config{TokenRequired: true},
+			ext: map[string]string{ExtPublic: "true", ExtDecision: "orders/allow"}, status: 401, reason: ReasonMissingToken},
+		{name: "public route permitted by config", cfg: Config{TokenRequired: true, AllowPublicRoutes: true},
+			ext: map[string]string{ExtPublic: "true", ExtDecision: "orders/allow"}, allowed: true, status: 200, reason: ReasonAllowed, rule: "orders/allow"},
+		{name: "public route still rejects a bad token", cfg: Config{TokenRequired: true, AllowPublicRoutes: true},
+			ext: map[string]string{ExtPublic: "true", ExtDecision: "orders/allow"}, headers: bearer("forged"), status: 401, reason: "signature_invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newAuthorizer(t, tt.cfg, verifier, p)
+			d := a.Check(context.Background(), withExtensions(httpRequest("GET", "/orders", tt.headers), tt.ext))
+			if d.Allowed != tt.allowed || d.Status != tt.status || d.Reason != tt.reason || d.Rule != tt.rule {
+				t.Fatalf("got allowed=%v status=%d reason=%q rule=%q (%s)", d.Allowed, d.Status, d.Reason, d.Rule, d.Description)
+			}
+		})
+	}
+}
+
+func TestDryRunAllowsButKeepsTheRealDecision(t *testing.T) {
+	deny := func(map[string]any) (policy.Result, error) { return policy.Result{}, nil }
+	verifier := fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}
+	forward := map[string]string{"client_id": "x-client-id"}
+	tests := []struct {
+		name    string
+		cfg     Config
+		ext     map[string]string
+		headers map[string]string
+		dryRun  bool
+		reason  string
+		status  int
+		upClID  string // x-client-id sent upstream
+	}{
+		{name: "global dry-run, policy deny", cfg: Config{TokenRequired: true, DryRun: true, ForwardClaims: forward}, headers: bearer("good"),
+			dryRun: true, reason: ReasonPolicyDenied, status: 403, upClID: "service-client-id"},
+		{name: "global dry-run, bad token: no claims forwarded", cfg: Config{TokenRequired: true, DryRun: true, ForwardClaims: forward},
+			headers: map[string]string{"authorization": "Bearer forged", "x-client-id": "spoofed"}, dryRun: true, reason: "signature_invalid", status: 401},
+		{name: "route dry-run ignored without permission", cfg: Config{TokenRequired: true}, ext: map[string]string{ExtDryRun: "true"}, headers: bearer("good"),
+			reason: ReasonPolicyDenied, status: 403},
+		{name: "route dry-run permitted", cfg: Config{TokenRequired: true, AllowDryRunRoutes: true}, ext: map[string]string{ExtDryRun: "true"}, headers: bearer("good"),
+			dryRun: true, reason: ReasonPolicyDenied, status: 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recordingLog{}
+			tt.cfg.DecisionLog = rec
+			d := newAuthorizer(t, tt.cfg, verifier, &fakePolicy{fn: deny}).Check(context.Background(), withExtensions(httpRequest("GET", "/orders", tt.headers), tt.ext))
+			if d.Allowed != tt.dryRun || d.DryRun != tt.dryRun || d.Reason != tt.reason || d.Status != tt.status {
+				t.Fatalf("got allowed=%v dry_run=%v reason=%q status=%d", d.Allowed, d.DryRun, d.Reason, d.Status)
+			}
+			if len(rec.decisions) != 1 || rec.decisions[0].Reason != tt.reason || rec.decisions[0].DryRun != tt.dryRun {
+				t.Errorf("decision log = %+v", rec.decisions)
+			}
+			if !tt.dryRun {
+				return
+			}
+			if d.Body != "" || len(d.DenyHeaders) != 0 {
+				t.Errorf("a dry-run allow carries deny parts: %q %v", d.Body, d.DenyHeaders)
+			}
+			got, _ := header(d.UpstreamHeaders, "x-client-id")
+			if got != tt.upClID {
+				t.Errorf("x-client-id upstream = %q, want %q", got, tt.upClID)
+			}
+			if tt.upClID == "" && len(tt.cfg.ForwardClaims) > 0 && !slices.Contains(d.RemoveHeaders, "x-client-id") {
+				t.Errorf("spoofable x-client-id not removed: %v", d.RemoveHeaders)
+			}
+			if meta := d.DynamicMetadata["claimcheck"].(map[string]any); meta["dry_run"] != true || meta["reason"] != tt.reason {
+				t.Errorf("dynamic metadata = %v", meta)
+			}
+		})
+	}
+}
+
+func TestNoPolicyLoadedIs503(t *testing.T) {
+	a, err := New(Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, nilSource{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := a.Check(context.Background(), httpRequest("GET", "/", bearer("good")))
+	if d.Allowed || d.Status != 503 || d.Reason != ReasonNoPolicy {
+		t.Fatalf("decision = %+v", d)
+	}
+}
+
+type nilSource struct{}
+
+func (nilSource) Policy() Policy { return nil }
+
+func TestDecisionCarriesRequestAndID(t *testing.T) {
+	rec := &recordingLog{}
+	a := newAuthorizer(t, Config{TokenRequired: true, DecisionLog: rec, DefaultRule: "x/allow"}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, &fakePolicy{fn: allowAll})
+	d := a.Check(context.Background(), httpRequest("POST", "/orders/1?secret=x", bearer("good")))
+	if d.ID != "req-1" || d.Method != "POST" || d.Host != "orders.internal" || d.Path != "/orders/1" || d.Revision != "rev-1" || d.Rule != "x/allow" {
+		t.Errorf("decision = id %q %s %s %s rev %q rule %q", d.ID, d.Method, d.Host, d.Path, d.Revision, d.Rule)
+	}
+	req := httpRequest("GET", "/", nil)
+	req.Attributes.Request.Http.Id = ""
+	if d := a.Check(context.Background(), req); len(d.ID) != 32 {
+		t.Errorf("generated decision id = %q", d.ID)
+	}
+	if len(rec.decisions) != 2 {
+		t.Errorf("logged %d decisions, want 2", len(rec.decisions))
 	}
 }

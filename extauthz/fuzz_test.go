@@ -19,7 +19,7 @@ func FuzzCheck(f *testing.F) {
 		TokenRequired: true,
 		Sources:       []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Query: "access_token"}, {Cookie: "at"}},
 		ForwardClaims: map[string]string{"client_id": "x-client-id"},
-	}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, &fakePolicy{fn: allowAll}, nil)
+	}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, StaticPolicy(&fakePolicy{fn: allowAll}), nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/config"
+	"github.com/claimcheck/claimcheck/extauthz/decisionlog"
 	"github.com/claimcheck/claimcheck/extauthz/keys"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/policy"
@@ -17,15 +18,22 @@ import (
 // app is everything a loaded configuration builds.
 type app struct {
 	authorizer *extauthz.Authorizer
-	policy     *policy.Engine
+	policy     extauthz.PolicySource
+	bundle     *policy.Bundle // when the policy comes from a bundle server
 	remotes    []*keys.Remote // fetched key sets, for readiness
 	required   []requiredKeys
 	closers    []io.Closer
 }
 
-// build loads keys and policy for cfg. Remote key sets load in the
-// background; ready reports when all have.
-func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+// buildOptions says what a command needs of the app.
+type buildOptions struct {
+	watch       bool // reload policy files on change
+	decisionLog bool // record decisions as configured
+}
+
+// build loads keys and policy for cfg. Remote key sets and bundles load in
+// the background; ready reports when all have.
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOptions) (*app, error) {
 	a := &app{}
 	issuers := make([]token.Issuer, 0, len(cfg.Issuers))
 	for _, ic := range cfg.Issuers {
@@ -47,10 +55,16 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		a.close()
 		return nil, err
 	}
-	a.policy, err = policy.New(ctx, policy.Config{Paths: cfg.Policy.Paths, Decision: cfg.Policy.Decision}, policy.WithLogger(log))
-	if err != nil {
+	if a.policy, err = a.policySource(ctx, cfg, log, o.watch); err != nil {
 		a.close()
 		return nil, err
+	}
+	var dlog extauthz.DecisionLogger
+	if o.decisionLog {
+		if dlog, err = a.decisionLogger(ctx, cfg, log); err != nil {
+			a.close()
+			return nil, err
+		}
 	}
 	sources := make([]extauthz.TokenSource, len(cfg.Token.Sources))
 	for i, s := range cfg.Token.Sources {
@@ -62,6 +76,12 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, err
 		Realm:         cfg.Token.Realm,
 		ForwardClaims: cfg.Forward.Claims,
 		StripToken:    cfg.Forward.StripToken,
+
+		DryRun:            cfg.Policy.DryRun,
+		AllowPublicRoutes: cfg.Routes.AllowPublic,
+		AllowDryRunRoutes: cfg.Routes.AllowDryRun,
+		DecisionLog:       dlog,
+		DefaultRule:       cfg.Policy.Decision,
 	}, v, a.policy, log)
 	if err != nil {
 		a.close()
@@ -148,8 +168,126 @@ func (a *app) waitRequired(ctx context.Context) error {
 	return nil
 }
 
-// ready reports whether every issuer's keys have loaded.
+// policySource loads the policy: from a bundle server, from files watched
+// for changes, or from files once.
+func (a *app) policySource(ctx context.Context, cfg *config.Config, log *slog.Logger, watch bool) (extauthz.PolicySource, error) {
+	opts := []policy.Option{policy.WithLogger(log), policy.WithEvalTimeout(time.Duration(cfg.Policy.Timeout))}
+	if cfg.Policy.AllowNetwork {
+		opts = append(opts, policy.WithNetwork())
+	}
+	files := policy.Config{Paths: cfg.Policy.Paths, Decision: cfg.Policy.Decision}
+	switch {
+	case cfg.Policy.Bundle != nil:
+		bc := cfg.Policy.Bundle
+		b, err := policy.NewBundle(ctx, policy.BundleConfig{
+			URL:             bc.URL,
+			Resource:        bc.Resource,
+			Decision:        cfg.Policy.Decision,
+			MinDelay:        time.Duration(bc.MinDelay),
+			MaxDelay:        time.Duration(bc.MaxDelay),
+			PublicKeyFile:   bc.PublicKeyFile,
+			KeyID:           bc.KeyID,
+			Algorithm:       bc.Algorithm,
+			BearerTokenFile: bc.BearerTokenFile,
+		}, opts...)
+		if err != nil {
+			return nil, err
+		}
+		a.bundle = b
+		a.closers = append(a.closers, b)
+		return engineSource(b.Engine), nil
+	case watch && cfg.WatchPolicy():
+		w, err := policy.Watch(ctx, files, opts...)
+		if err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, w)
+		return engineSource(w.Engine), nil
+	default:
+		e, err := policy.New(ctx, files, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return extauthz.StaticPolicy(e), nil
+	}
+}
+
+// engineSource adapts a policy holder to extauthz.PolicySource.
+type engineSource func() *policy.Engine
+
+func (f engineSource) Policy() extauthz.Policy {
+	if e := f(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// revision is the revision of the policy in force, or "none".
+func (a *app) revision() string {
+	if p := a.policy.Policy(); p != nil {
+		return p.Revision()
+	}
+	return "none"
+}
+
+// decisionLogger records decisions as cfg.DecisionLog says; nil when it
+// says nothing.
+func (a *app) decisionLogger(ctx context.Context, cfg *config.Config, log *slog.Logger) (extauthz.DecisionLogger, error) {
+	dc := cfg.DecisionLog
+	if dc.Output == "" && dc.Upload == nil {
+		return nil, nil
+	}
+	var w *decisionlog.Writer
+	if dc.Output != "" {
+		var err error
+		if w, err = decisionlog.Open(dc.Output); err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, w)
+	}
+	var sink decisionlog.Sink
+	if u := dc.Upload; u != nil {
+		up, err := decisionlog.NewUploader(ctx, decisionlog.UploadConfig{
+			URL:             u.URL,
+			Resource:        u.Resource,
+			BearerTokenFile: u.BearerTokenFile,
+			MinDelay:        time.Duration(u.MinDelay),
+			MaxDelay:        time.Duration(u.MaxDelay),
+		}, log)
+		if err != nil {
+			return nil, err
+		}
+		sink = up
+		a.closers = append(a.closers, flushOnClose{up})
+	}
+	var r decisionlog.Redactor
+	for _, s := range cfg.Token.Sources {
+		if s.Header != "" {
+			r.Headers = append(r.Headers, s.Header)
+		}
+		if s.Query != "" {
+			r.Query = append(r.Query, s.Query)
+		}
+	}
+	return decisionlog.NewLogger(w, sink, dc.Rate(), r, log), nil
+}
+
+// flushOnClose flushes pending uploads, for at most uploadFlushTimeout.
+type flushOnClose struct{ u *decisionlog.Uploader }
+
+const uploadFlushTimeout = 10 * time.Second
+
+func (f flushOnClose) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), uploadFlushTimeout)
+	defer cancel()
+	return f.u.Close(ctx)
+}
+
+// ready reports whether every issuer's keys, and the policy, have loaded.
 func (a *app) ready() bool {
+	if a.policy.Policy() == nil {
+		return false
+	}
 	for _, r := range a.remotes {
 		if !r.Ready() {
 			return false

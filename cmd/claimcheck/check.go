@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/config"
 	"github.com/claimcheck/claimcheck/policy"
@@ -62,12 +64,15 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	host := fs.String("host", "localhost", "request host")
 	brief := fs.Bool("brief", false, "print one line (allowed|denied STATUS REASON: description) instead of JSON")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for remote keys to load (with --config)")
+	explain := fs.String("explain", "", "also print the policy's evaluation trace: notes, fails or full (with --config)")
 	headers := headerFlags{}
 	fs.Var(headers, "header", "request header name=value (repeatable)")
+	extensions := headerFlags{}
+	fs.Var(extensions, "context", "Envoy per-route context_extensions name=value (repeatable), e.g. claimcheck_decision=orders/allow")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if (*cfgPath == "") == (*server == "") || fs.NArg() > 0 {
+	if (*cfgPath == "") == (*server == "") || fs.NArg() > 0 || (*explain != "" && *server != "") {
 		fmt.Fprint(stderr, checkUsage)
 		return exitUsage
 	}
@@ -85,6 +90,7 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		headers["authorization"] = "Bearer " + raw
 	}
 	req := checkRequest(*method, *path, *host, headers)
+	req.Attributes.ContextExtensions = extensions
 
 	var out checkOutput
 	if *server != "" {
@@ -104,7 +110,7 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		log := newLogger(config.Log{Level: "warn", Format: "text"}, stderr)
 		bctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		a, err := build(bctx, cfg, log)
+		a, err := build(bctx, cfg, log, buildOptions{})
 		if err != nil {
 			fmt.Fprintf(stderr, "claimcheck: config %s: %v\n", *cfgPath, err)
 			return exitUsage
@@ -118,10 +124,19 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		d := a.authorizer.Explain(ctx, req)
 		out.Input = d.Input
 		out.Decision = decisionOutput(d)
+		if *explain != "" {
+			if out.Explain, err = explainDecision(ctx, a, d, extensions[extauthz.ExtDecision], *explain); err != nil {
+				fmt.Fprintf(stderr, "claimcheck: --explain: %v\n", err)
+				return exitUsage
+			}
+		}
 	}
 
 	if *brief {
 		fmt.Fprintln(stdout, out.Decision.line())
+		for _, l := range out.Explain {
+			fmt.Fprintln(stdout, l)
+		}
 	} else if err := writeJSON(stdout, out); err != nil {
 		fmt.Fprintf(stderr, "claimcheck: %v\n", err)
 		return exitUsage
@@ -166,6 +181,24 @@ func sortedKeys(m map[string]string) []string {
 type checkOutput struct {
 	Input    map[string]any `json:"input,omitempty"`
 	Decision decisionJSON   `json:"decision"`
+	Explain  []string       `json:"explain,omitempty"`
+}
+
+// explainDecision traces the policy's evaluation of d's input. A request
+// denied before the policy ran has nothing to trace.
+func explainDecision(ctx context.Context, a *app, d extauthz.Decision, rule, mode string) ([]string, error) {
+	if d.Revision == "" {
+		return []string{"(the policy was not evaluated: " + d.Reason + ")"}, nil
+	}
+	e, ok := a.policy.Policy().(*policy.Engine)
+	if !ok {
+		return nil, fmt.Errorf("no policy loaded")
+	}
+	input, err := ast.InterfaceToValue(d.Input)
+	if err != nil {
+		return nil, err
+	}
+	return e.Explain(ctx, rule, input, mode)
 }
 
 type decisionJSON struct {

@@ -291,3 +291,64 @@ policy: {paths: [`+policyDir+`]}
 		t.Fatalf("exit %d, stderr %q: want exit 2 naming the 64-byte minimum", code, errOut)
 	}
 }
+
+func TestPolicyTestCommand(t *testing.T) {
+	failing := t.TempDir()
+	if err := os.WriteFile(filepath.Join(failing, "p.rego"), []byte("package p\n\nallow if input.x == 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(failing, "p_test.rego"), []byte("package p_test\n\nimport data.p\n\ntest_allow if p.allow with input as {\"x\": 2}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	partial := t.TempDir()
+	if err := os.WriteFile(filepath.Join(partial, "p.rego"), []byte("package p\n\nallow if input.x == 1\n\nother if input.y == 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(partial, "p_test.rego"), []byte("package p_test\n\nimport data.p\n\ntest_allow if p.allow with input as {\"x\": 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	broken := t.TempDir()
+	if err := os.WriteFile(filepath.Join(broken, "b.rego"), []byte("package b\n\nallow if {{\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"the quickstart's tests pass", []string{"policy", "test", "../../examples/quickstart/policy"}, 0, "PASS: 6/6"},
+		{"verbose names each test", []string{"policy", "test", "-v", "../../examples/quickstart/policy"}, 0, "test_other_client_is_refused: PASS"},
+		{"run filter", []string{"policy", "test", "--run", "delete", "../../examples/quickstart/policy"}, 0, "PASS: 1/1"},
+		{"coverage as JSON", []string{"policy", "test", "--coverage", "../../examples/quickstart/policy"}, 0, `"coverage":`},
+		{"json format", []string{"policy", "test", "--format", "json", "../../examples/quickstart/policy"}, 0, `"package": "data.claimcheck.authz_test"`},
+		{"a failing test exits 2", []string{"policy", "test", failing}, 2, "FAIL: 1/1"},
+		{"coverage below the threshold exits 2", []string{"policy", "test", "--threshold", "100", partial}, 2, ""},
+		{"coverage above the threshold passes", []string{"policy", "test", "--threshold", "50", partial}, 0, `"coverage":`},
+		{"a parse error exits 1", []string{"policy", "test", broken}, 1, ""},
+		{"no paths is a usage error", []string{"policy", "test"}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, "", tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.want) {
+				t.Fatalf("exit %d (want %d), output does not contain %q:\n%s\n%s", code, tt.code, tt.want, out, errOut)
+			}
+		})
+	}
+}
+
+func TestCheckExplainAndRouteRule(t *testing.T) {
+	other := mintQuickstart(t, quickstartClaims("some-other-client"))
+	code, out, errOut := runCLI(t, "", "check", "--config", quickstartConfig, "--brief", "--explain", "fails", "--path", "/orders/1", "--token", other)
+	if code != 1 || !strings.Contains(out, "authz.rego:11") || !strings.Contains(out, "Fail") {
+		t.Fatalf("exit %d:\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "", "check", "--config", quickstartConfig, "--brief", "--context", "claimcheck_decision=claimcheck/authz/nope", "--path", "/orders/1", "--token", other)
+	if code != 1 || !strings.HasPrefix(out, "denied 503 decision_rule_unknown") {
+		t.Fatalf("unknown route rule: exit %d: %s", code, out)
+	}
+	if code, _, _ := runCLI(t, "", "check", "--config", quickstartConfig, "--explain", "everything", "--token", other); code != exitUsage {
+		t.Errorf("a bad explain mode: exit %d", code)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -63,7 +64,7 @@ func freeAddr(t *testing.T) string {
 // server is a running claimcheck process.
 type server struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncWriter
 	conn   *grpc.ClientConn
 	done   chan error
 }
@@ -77,9 +78,9 @@ func startServer(t *testing.T, config, listen string) *server {
 	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(config, "{{LISTEN}}", listen)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	s := &server{stderr: &syncWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
 	s.cmd = exec.Command(binary(t), "serve", "--config", cfgPath)
-	s.cmd.Stderr = &syncWriter{w: s.stderr}
+	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +116,13 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.w.Write(p)
+}
+
+// String returns what was written so far.
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.String()
 }
 
 // health returns the server's health status, or an error while it is not up.
@@ -362,7 +370,7 @@ issuers:
   - issuer: https://id.example.com
     audiences: [orders-api]
     jwks_file: %s
-policy: {paths: [%s], decision: slow/allow}
+policy: {paths: [%s], decision: slow/allow, timeout: 10s}
 `, jwks, policyFile)
 	sock := filepath.Join(dir, "claimcheck.sock")
 	s := startServer(t, config, "unix://"+sock)
@@ -443,5 +451,132 @@ policy: {paths: [%s]}
 	}
 	if strings.Contains(string(out), "claimcheck serving") {
 		t.Error("serve started listening although the keys were required")
+	}
+}
+
+// TestPolicyLifecycle runs the binary with a watched policy directory, a
+// per-route rule, a dry-run route and a decision log file: a policy edit
+// changes decisions without a restart, a broken edit changes nothing, and
+// every decision is one JSON line without the token.
+func TestPolicyLifecycle(t *testing.T) {
+	key := tokentest.NewECKey(t, "k1")
+	dir := t.TempDir()
+	jwks := tokentest.WriteJWKSFile(t, dir, key)
+	policyDir := filepath.Join(dir, "policy")
+	if err := os.Mkdir(policyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writePolicy := func(client string) {
+		t.Helper()
+		rego := fmt.Sprintf("package lc\n\ndefault allow := false\n\nallow if input.token.claims.client_id == %q\n\nreports if input.request.path == \"/reports\"\n", client)
+		tmp := filepath.Join(dir, "next.rego")
+		if err := os.WriteFile(tmp, []byte(rego), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(policyDir, "lc.rego")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePolicy("alpha")
+	decisions := filepath.Join(dir, "decisions.log")
+	config := fmt.Sprintf(`
+listen: {grpc: "{{LISTEN}}"}
+issuers:
+  - issuer: https://id.example.com
+    audiences: [orders-api]
+    jwks_file: %s
+policy: {paths: [%s], decision: lc/allow}
+routes: {allow_dry_run: true}
+decision_log: {output: %s}
+`, jwks, policyDir, decisions)
+	s := startServer(t, config, freeAddr(t))
+	s.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+
+	tokenFor := func(client string) string {
+		c := tokentest.Claims("https://id.example.com", "orders-api", time.Hour)
+		c["client_id"] = client
+		return tokentest.Mint(t, key, c)
+	}
+	code := func(req *authv3.CheckRequest) codes.Code { return codes.Code(s.check(t, req).GetStatus().GetCode()) }
+	waitFor := func(want codes.Code, req *authv3.CheckRequest) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for code(req) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("decision never became %v", want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	alpha, beta := request("GET", "/orders", bearer(tokenFor("alpha"))), request("GET", "/orders", bearer(tokenFor("beta")))
+	if code(alpha) != codes.OK || code(beta) != codes.PermissionDenied {
+		t.Fatal("initial policy not in force")
+	}
+
+	writePolicy("beta")
+	waitFor(codes.OK, beta)
+	if code(alpha) != codes.PermissionDenied {
+		t.Error("old policy still allows alpha after the reload")
+	}
+
+	if err := os.WriteFile(filepath.Join(policyDir, "lc.rego"), []byte("package lc\n\nallow if {{{\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.stderr.String(), "lc.rego:4: rego_parse_error") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(s.stderr.String(), "lc.rego:4: rego_parse_error") {
+		t.Error("the broken policy's file:line was not logged")
+	}
+	if code(beta) != codes.OK || code(alpha) != codes.PermissionDenied {
+		t.Error("a broken edit changed decisions")
+	}
+
+	perRoute := request("GET", "/reports", bearer(tokenFor("gamma")))
+	perRoute.Attributes.ContextExtensions = map[string]string{"claimcheck_decision": "lc/reports"}
+	if code(perRoute) != codes.OK {
+		t.Error("the per-route rule was not used")
+	}
+	unknown := request("GET", "/reports", bearer(tokenFor("beta")))
+	unknown.Attributes.ContextExtensions = map[string]string{"claimcheck_decision": "lc/nope"}
+	if resp := s.check(t, unknown); codes.Code(resp.GetStatus().GetCode()) == codes.OK || reason(resp) != "decision_rule_unknown" {
+		t.Errorf("unknown rule: %v %q", codes.Code(resp.GetStatus().GetCode()), reason(resp))
+	}
+	dry := request("GET", "/orders", bearer(tokenFor("gamma")))
+	dry.Attributes.ContextExtensions = map[string]string{"claimcheck_dry_run": "true"}
+	if resp := s.check(t, dry); codes.Code(resp.GetStatus().GetCode()) != codes.OK || reason(resp) != "policy_denied" {
+		t.Errorf("dry-run route: %v %q", codes.Code(resp.GetStatus().GetCode()), reason(resp))
+	}
+
+	if code := s.stop(t); code != 0 {
+		t.Errorf("exit code = %d", code)
+	}
+	b, err := os.ReadFile(decisions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "eyJ") {
+		t.Error("a token reached the decision log")
+	}
+	var sawDryRun bool
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec struct {
+			DecisionID string `json:"decision_id"`
+			Reason     string `json:"reason"`
+			DryRun     bool   `json:"dry_run"`
+			Revision   string `json:"policy_revision"`
+			ClientID   string `json:"client_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("decision log line %q: %v", line, err)
+		}
+		if rec.DecisionID == "" || rec.Reason == "" || rec.Revision == "" || rec.ClientID == "" {
+			t.Errorf("incomplete decision log line: %s", line)
+		}
+		sawDryRun = sawDryRun || (rec.DryRun && rec.Reason == "policy_denied")
+	}
+	if !sawDryRun {
+		t.Error("the dry-run decision was not logged with its real reason")
 	}
 }

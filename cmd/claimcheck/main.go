@@ -6,6 +6,7 @@
 //	claimcheck serve    --config FILE          serve ext_authz gRPC and health
 //	claimcheck validate --config FILE          check a config and its policy without serving
 //	claimcheck check    --config FILE [flags]  make one decision and print it as JSON
+//	claimcheck policy test [-v] [--coverage] PATH...
 //	claimcheck token mint   --key FILE --claims JSON
 //	claimcheck token keygen --alg ES256 --kid ID --private FILE --jwks FILE
 //	claimcheck version
@@ -32,6 +33,7 @@ Commands:
   serve    --config FILE           serve envoy.service.auth.v3.Authorization and grpc.health.v1.Health
   validate --config FILE           check a config file and its policy, then exit
   check    --config FILE [flags]   decide one request offline (or --server ADDR) and print JSON
+  policy test [-v] [--coverage] PATH...   run Rego unit tests, as opa test does
   token mint   --key FILE --claims JSON [--ttl 1h]    sign a token (development and tests)
   token keygen --alg ES256 --kid ID --private FILE --jwks FILE
   version                          print the version
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return checkCmd(ctx, args[1:], stdin, stdout, stderr)
 	case "token":
 		return tokenCmd(args[1:], stdout, stderr)
+	case "policy":
+		return policyCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "claimcheck", version())
 		return exitOK

@@ -39,7 +39,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	a, err := build(ctx, cfg, log)
+	a, err := build(ctx, cfg, log, buildOptions{watch: true, decisionLog: true})
 	if err != nil {
 		log.Error("start-up failed", "err", err)
 		return exitUsage
@@ -57,7 +57,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	srv := grpcserver.New(a.authorizer, log)
 	log.Info("claimcheck serving", "version", version(), "grpc", l.Addr().String(),
-		"issuers", len(cfg.Issuers), "policy_revision", a.policy.Revision(), "decision", cfg.Policy.Decision)
+		"issuers", len(cfg.Issuers), "policy_revision", a.revision(), "decision", cfg.Policy.Decision)
 
 	go func() {
 		if a.waitReady(ctx) {
@@ -104,14 +104,14 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	// Remote keys are not fetched: validate checks the files, not the network.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := build(ctx, cfg, slog.New(slog.DiscardHandler))
+	a, err := build(ctx, cfg, slog.New(slog.DiscardHandler), buildOptions{})
 	if err != nil {
 		fmt.Fprintf(stderr, "claimcheck: config %s: %v\n", *cfgPath, err)
 		return exitUsage
 	}
 	a.close()
 	fmt.Fprintf(stdout, "%s: OK (%d issuer(s), policy revision %s, decision %s)\n",
-		*cfgPath, len(cfg.Issuers), a.policy.Revision(), cfg.Policy.Decision)
+		*cfgPath, len(cfg.Issuers), a.revision(), cfg.Policy.Decision)
 	return exitOK
 }
 

@@ -26,12 +26,14 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Listen  Listen   `yaml:"listen"`
-	Issuers []Issuer `yaml:"issuers"`
-	Token   Token    `yaml:"token"`
-	Policy  Policy   `yaml:"policy"`
-	Forward Forward  `yaml:"forward"`
-	Log     Log      `yaml:"log"`
+	Listen      Listen      `yaml:"listen"`
+	Issuers     []Issuer    `yaml:"issuers"`
+	Token       Token       `yaml:"token"`
+	Policy      Policy      `yaml:"policy"`
+	Forward     Forward     `yaml:"forward"`
+	Routes      Routes      `yaml:"routes"`
+	DecisionLog DecisionLog `yaml:"decision_log"`
+	Log         Log         `yaml:"log"`
 }
 
 // Listen holds the addresses claimcheck serves on.
@@ -104,10 +106,71 @@ type Source struct {
 	Cookie string `yaml:"cookie"`
 }
 
-// Policy says which Rego files to load and which rule decides.
+// Policy says where the Rego policy comes from and how it is evaluated.
 type Policy struct {
+	// Paths and Bundle are exclusive.
 	Paths    []string `yaml:"paths"`
+	Bundle   *Bundle  `yaml:"bundle"`
 	Decision string   `yaml:"decision"`
+	// Watch reloads Paths when files change. Default true.
+	Watch *bool `yaml:"watch"`
+	// DryRun allows every request after evaluating and logging the real
+	// decision.
+	DryRun bool `yaml:"dry_run"`
+	// Timeout bounds one evaluation. Default 100ms.
+	Timeout Duration `yaml:"timeout"`
+	// AllowNetwork enables http.send and net.lookup_ip_addr.
+	AllowNetwork bool `yaml:"allow_network"`
+}
+
+// Bundle pulls the policy from an OPA bundle server.
+type Bundle struct {
+	URL             string   `yaml:"url"`      // the bundle service, e.g. https://bundles.example.com
+	Resource        string   `yaml:"resource"` // e.g. bundles/authz.tar.gz
+	MinDelay        Duration `yaml:"min_delay"`
+	MaxDelay        Duration `yaml:"max_delay"`
+	PublicKeyFile   string   `yaml:"public_key_file"` // verify bundle signatures with this PEM key
+	KeyID           string   `yaml:"key_id"`
+	Algorithm       string   `yaml:"algorithm"` // signing algorithm; default from the key (RS256, ES256/384/512)
+	BearerTokenFile string   `yaml:"bearer_token_file"`
+}
+
+// Routes says which Envoy per-route context_extensions may weaken checks.
+type Routes struct {
+	// AllowPublic honours claimcheck_public: "true" (token optional).
+	AllowPublic bool `yaml:"allow_public"`
+	// AllowDryRun honours claimcheck_dry_run: "true".
+	AllowDryRun bool `yaml:"allow_dry_run"`
+}
+
+// DecisionLog says where decisions are recorded.
+type DecisionLog struct {
+	// Output is "stdout", "stderr", a file path, or empty for none.
+	Output string `yaml:"output"`
+	// SampleRate is the fraction of decisions logged, in (0, 1]. Default 1.
+	SampleRate *float64 `yaml:"sample_rate"`
+	// Upload sends decisions to an OPA-compatible decision log service.
+	Upload *Upload `yaml:"upload"`
+}
+
+// Upload is an OPA-compatible decision log service.
+type Upload struct {
+	URL             string   `yaml:"url"`
+	Resource        string   `yaml:"resource"` // default /logs
+	BearerTokenFile string   `yaml:"bearer_token_file"`
+	MinDelay        Duration `yaml:"min_delay"`
+	MaxDelay        Duration `yaml:"max_delay"`
+}
+
+// WatchPolicy reports whether policy files are reloaded on change.
+func (c *Config) WatchPolicy() bool { return c.Policy.Watch == nil || *c.Policy.Watch }
+
+// Rate is the fraction of decisions logged.
+func (d DecisionLog) Rate() float64 {
+	if d.SampleRate == nil {
+		return 1
+	}
+	return *d.SampleRate
 }
 
 // Forward says what an allowed request carries upstream.
@@ -159,12 +222,14 @@ var hmacAlgorithms = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
 
 // Remote key set defaults and limits.
 const (
-	DefaultMinRefresh   = 30 * time.Second
-	DefaultMaxRefresh   = time.Hour
-	DefaultFetchTimeout = 5 * time.Second
-	minRefreshFloor     = time.Second
-	maxRefreshCeiling   = 24 * time.Hour
-	maxFetchTimeout     = time.Minute
+	DefaultMinRefresh    = 30 * time.Second
+	DefaultMaxRefresh    = time.Hour
+	DefaultFetchTimeout  = 5 * time.Second
+	DefaultPolicyTimeout = 100 * time.Millisecond
+	maxPolicyTimeout     = 10 * time.Second
+	minRefreshFloor      = time.Second
+	maxRefreshCeiling    = 24 * time.Hour
+	maxFetchTimeout      = time.Minute
 )
 
 // Load reads, decodes and validates the file at path.
@@ -220,6 +285,24 @@ func (c *Config) setDefaults(dir string) {
 	}
 	for i, p := range c.Policy.Paths {
 		c.Policy.Paths[i] = resolve(dir, p)
+	}
+	if c.Policy.Timeout == 0 {
+		c.Policy.Timeout = Duration(DefaultPolicyTimeout)
+	}
+	if b := c.Policy.Bundle; b != nil {
+		b.PublicKeyFile = resolve(dir, b.PublicKeyFile)
+		b.BearerTokenFile = resolve(dir, b.BearerTokenFile)
+	}
+	switch c.DecisionLog.Output {
+	case "", "stdout", "stderr":
+	default:
+		c.DecisionLog.Output = resolve(dir, c.DecisionLog.Output)
+	}
+	if u := c.DecisionLog.Upload; u != nil {
+		u.BearerTokenFile = resolve(dir, u.BearerTokenFile)
+		if u.Resource == "" {
+			u.Resource = "/logs"
+		}
 	}
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
@@ -297,8 +380,28 @@ func (c *Config) validate() error {
 		p.add("token.realm", "must not contain quotes, backslashes or line breaks")
 	}
 
-	if len(c.Policy.Paths) == 0 {
-		p.add("policy.paths", "expected at least one .rego file or directory")
+	switch {
+	case len(c.Policy.Paths) == 0 && c.Policy.Bundle == nil:
+		p.add("policy.paths", "expected at least one .rego file or directory (or policy.bundle)")
+	case len(c.Policy.Paths) > 0 && c.Policy.Bundle != nil:
+		p.add("policy", "set paths or bundle, not both")
+	}
+	if b := c.Policy.Bundle; b != nil {
+		b.validate(&p)
+		if c.Policy.Watch != nil {
+			p.add("policy.watch", "applies only to policy.paths; bundles are polled")
+		}
+	}
+	if d := time.Duration(c.Policy.Timeout); d <= 0 || d > maxPolicyTimeout {
+		p.add("policy.timeout", "expected a duration above 0s and at most %s, got %s", maxPolicyTimeout, d)
+	}
+	if r := c.DecisionLog.Rate(); !(r > 0 && r <= 1) {
+		p.add("decision_log.sample_rate", "expected a fraction above 0 and at most 1, got %v", r)
+	}
+	if u := c.DecisionLog.Upload; u != nil {
+		validateFetchURL(&p, "decision_log.upload.url", u.URL, false)
+		validateDelays(&p, "decision_log.upload", u.MinDelay, u.MaxDelay)
+		validateFile(&p, "decision_log.upload.bearer_token_file", u.BearerTokenFile)
 	}
 	for i, path := range c.Policy.Paths {
 		if _, err := os.Stat(path); err != nil {
@@ -425,6 +528,41 @@ func (is Issuer) validateRemote(p *problems, field string) {
 	}
 }
 
+func (b *Bundle) validate(p *problems) {
+	validateFetchURL(p, "policy.bundle.url", b.URL, false)
+	if b.Resource == "" {
+		p.add("policy.bundle.resource", "expected the bundle's path on the service, e.g. bundles/authz.tar.gz")
+	}
+	validateDelays(p, "policy.bundle", b.MinDelay, b.MaxDelay)
+	validateFile(p, "policy.bundle.public_key_file", b.PublicKeyFile)
+	validateFile(p, "policy.bundle.bearer_token_file", b.BearerTokenFile)
+	if b.KeyID != "" && b.PublicKeyFile == "" {
+		p.add("policy.bundle.key_id", "applies only with public_key_file")
+	}
+	if b.Algorithm != "" && b.PublicKeyFile == "" {
+		p.add("policy.bundle.algorithm", "applies only with public_key_file")
+	} else if b.Algorithm != "" && !slices.Contains(AsymmetricAlgorithms, b.Algorithm) {
+		p.add("policy.bundle.algorithm", "expected one of %s, got %q", strings.Join(AsymmetricAlgorithms, ", "), b.Algorithm)
+	}
+}
+
+// validateDelays checks optional polling delays.
+func validateDelays(p *problems, field string, minD, maxD Duration) {
+	if minD < 0 || maxD < 0 || (minD > 0 && maxD > 0 && maxD < minD) {
+		p.add(field, "expected 0 < min_delay <= max_delay, got %s and %s", time.Duration(minD), time.Duration(maxD))
+	}
+}
+
+// validateFile checks that an optional file exists.
+func validateFile(p *problems, field, path string) {
+	if path == "" {
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		p.add(field, "%v", err)
+	}
+}
+
 func (s Source) validate(p *problems, field string) {
 	n := 0
 	for _, v := range []string{s.Header, s.Query, s.Cookie} {
@@ -502,14 +640,18 @@ func reservedHeader(h string) bool {
 
 // yamlTypeNames maps Go type names in yaml.v3 errors to config paths.
 var yamlTypeNames = map[string]string{
-	"config.Config":  "the top level",
-	"config.Listen":  "listen",
-	"config.Issuer":  "issuers[]",
-	"config.Token":   "token",
-	"config.Source":  "token.sources[]",
-	"config.Policy":  "policy",
-	"config.Forward": "forward",
-	"config.Log":     "log",
+	"config.Config":      "the top level",
+	"config.Listen":      "listen",
+	"config.Issuer":      "issuers[]",
+	"config.Token":       "token",
+	"config.Source":      "token.sources[]",
+	"config.Policy":      "policy",
+	"config.Forward":     "forward",
+	"config.Bundle":      "policy.bundle",
+	"config.Routes":      "routes",
+	"config.DecisionLog": "decision_log",
+	"config.Upload":      "decision_log.upload",
+	"config.Log":         "log",
 }
 
 var (

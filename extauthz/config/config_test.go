@@ -137,6 +137,18 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "forward to a reserved header", append: "forward: {claims: {sub: authorization}}\n", want: []string{"forward.claims.sub", "cannot be set"}},
 		{name: "forward to an invalid header", append: "forward: {claims: {sub: 'x y'}}\n", want: []string{"forward.claims.sub", "header name"}},
 		{name: "bad log level", append: "log: {level: loud}\n", want: []string{"log.level", `"loud"`}},
+		{name: "paths and bundle", replace: [2]string{"paths: [policy]", "paths: [policy]\n  bundle: {url: https://b.example.com, resource: authz.tar.gz}"}, want: []string{"policy: set paths or bundle, not both"}},
+		{name: "bundle without resource", replace: [2]string{"paths: [policy]", "bundle: {url: https://b.example.com}"}, want: []string{"policy.bundle.resource"}},
+		{name: "bundle over plain http", replace: [2]string{"paths: [policy]", "bundle: {url: http://b.example.com, resource: x}"}, want: []string{"policy.bundle.url", "http is allowed only for loopback"}},
+		{name: "bundle with watch", replace: [2]string{"paths: [policy]", "bundle: {url: https://b.example.com, resource: x}\n  watch: false"}, want: []string{"policy.watch", "applies only to policy.paths"}},
+		{name: "bundle key id without key", replace: [2]string{"paths: [policy]", "bundle: {url: https://b.example.com, resource: x, key_id: k}"}, want: []string{"policy.bundle.key_id"}},
+		{name: "bundle delays reversed", replace: [2]string{"paths: [policy]", "bundle: {url: https://b.example.com, resource: x, min_delay: 10s, max_delay: 1s}"}, want: []string{"policy.bundle", "min_delay <= max_delay"}},
+		{name: "unknown bundle field", replace: [2]string{"paths: [policy]", "bundle: {url: https://b.example.com, resource: x, polling: 1}"}, want: []string{`unknown field "polling" in policy.bundle`}},
+		{name: "policy timeout too long", replace: [2]string{"paths: [policy]", "paths: [policy]\n  timeout: 1m"}, want: []string{"policy.timeout", "at most 10s"}},
+		{name: "sample rate zero", append: "decision_log: {output: stdout, sample_rate: 0}\n", want: []string{"decision_log.sample_rate"}},
+		{name: "sample rate above one", append: "decision_log: {sample_rate: 1.5}\n", want: []string{"decision_log.sample_rate"}},
+		{name: "upload without url", append: "decision_log: {upload: {resource: /logs}}\n", want: []string{"decision_log.upload.url"}},
+		{name: "unknown routes field", append: "routes: {allow_everything: true}\n", want: []string{`unknown field "allow_everything" in routes`}},
 		{name: "empty file", replace: [2]string{validYAML, ""}, want: []string{"empty"}},
 	}
 	for _, tt := range tests {
@@ -202,6 +214,24 @@ func TestParseKeySourceDefaults(t *testing.T) {
 			}
 			tt.check(t, c.Issuers[0])
 		})
+	}
+}
+
+func TestPolicyAndDecisionLogDefaults(t *testing.T) {
+	dir := dirWithFiles(t)
+	c, err := Parse([]byte(validYAML+"decision_log: {output: decisions.log, upload: {url: https://logs.example.com}}\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.WatchPolicy() || time.Duration(c.Policy.Timeout) != DefaultPolicyTimeout || c.Policy.DryRun {
+		t.Errorf("policy defaults = %+v", c.Policy)
+	}
+	if c.DecisionLog.Rate() != 1 || c.DecisionLog.Output != filepath.Join(dir, "decisions.log") || c.DecisionLog.Upload.Resource != "/logs" {
+		t.Errorf("decision_log = %+v %+v", c.DecisionLog, c.DecisionLog.Upload)
+	}
+	c, err = Parse([]byte(validYAML+"decision_log: {output: stdout}\n"), dir)
+	if err != nil || c.DecisionLog.Output != "stdout" {
+		t.Errorf("stdout output = %q, %v", c.DecisionLog.Output, err)
 	}
 }
 
