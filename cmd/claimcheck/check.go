@@ -25,6 +25,25 @@ import (
 	"github.com/claimcheck/claimcheck/policy"
 )
 
+// explainFlag is --explain (notes) or --explain=MODE.
+type explainFlag string
+
+func (e *explainFlag) String() string { return string(*e) }
+
+func (e *explainFlag) Set(s string) error {
+	switch s {
+	case "true":
+		*e = policy.ExplainNotes
+	case policy.ExplainNotes, policy.ExplainFails, policy.ExplainFull:
+		*e = explainFlag(s)
+	default:
+		return fmt.Errorf("expected notes, fails or full, got %q", s)
+	}
+	return nil
+}
+
+func (e *explainFlag) IsBoolFlag() bool { return true }
+
 // headerFlags collects repeated --header k=v flags.
 type headerFlags map[string]string
 
@@ -64,7 +83,8 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	host := fs.String("host", "localhost", "request host")
 	brief := fs.Bool("brief", false, "print one line (allowed|denied STATUS REASON: description) instead of JSON")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for remote keys to load (with --config)")
-	explain := fs.String("explain", "", "also print the policy's evaluation trace: notes, fails or full (with --config)")
+	var explain explainFlag
+	fs.Var(&explain, "explain", "also print the policy's evaluation trace (with --config): --explain for notes, --explain=fails or --explain=full")
 	headers := headerFlags{}
 	fs.Var(headers, "header", "request header name=value (repeatable)")
 	extensions := headerFlags{}
@@ -72,7 +92,7 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if (*cfgPath == "") == (*server == "") || fs.NArg() > 0 || (*explain != "" && *server != "") {
+	if (*cfgPath == "") == (*server == "") || fs.NArg() > 0 || (explain != "" && *server != "") {
 		fmt.Fprint(stderr, checkUsage)
 		return exitUsage
 	}
@@ -124,8 +144,8 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		d := a.authorizer.Explain(ctx, req)
 		out.Input = d.Input
 		out.Decision = decisionOutput(d)
-		if *explain != "" {
-			if out.Explain, err = explainDecision(ctx, a, d, extensions[extauthz.ExtDecision], *explain); err != nil {
+		if explain != "" {
+			if out.Explain, err = explainDecision(ctx, a, d, extensions[extauthz.ExtDecision], string(explain)); err != nil {
 				fmt.Fprintf(stderr, "claimcheck: --explain: %v\n", err)
 				return exitUsage
 			}

@@ -340,7 +340,7 @@ func TestPolicyTestCommand(t *testing.T) {
 
 func TestCheckExplainAndRouteRule(t *testing.T) {
 	other := mintQuickstart(t, quickstartClaims("some-other-client"))
-	code, out, errOut := runCLI(t, "", "check", "--config", quickstartConfig, "--brief", "--explain", "fails", "--path", "/orders/1", "--token", other)
+	code, out, errOut := runCLI(t, "", "check", "--config", quickstartConfig, "--brief", "--explain=fails", "--path", "/orders/1", "--token", other)
 	if code != 1 || !strings.Contains(out, "authz.rego:11") || !strings.Contains(out, "Fail") {
 		t.Fatalf("exit %d:\n%s\n%s", code, out, errOut)
 	}
@@ -348,7 +348,11 @@ func TestCheckExplainAndRouteRule(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(out, "denied 503 decision_rule_unknown") {
 		t.Fatalf("unknown route rule: exit %d: %s", code, out)
 	}
-	if code, _, _ := runCLI(t, "", "check", "--config", quickstartConfig, "--explain", "everything", "--token", other); code != exitUsage {
+	code, out, _ = runCLI(t, "", "check", "--config", quickstartConfig, "--explain", "--path", "/orders/1", "--token", other)
+	if code != 1 || !strings.Contains(out, `"explain": [`) {
+		t.Errorf("plain --explain: exit %d: %s", code, out)
+	}
+	if code, _, _ := runCLI(t, "", "check", "--config", quickstartConfig, "--explain=everything", "--token", other); code != exitUsage {
 		t.Errorf("a bad explain mode: exit %d", code)
 	}
 }
