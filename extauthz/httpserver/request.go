@@ -1,0 +1,444 @@
+package httpserver
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// maxHeaderBytes is the most request header bytes accepted, Envoy's default
+// max_request_headers_kb.
+const maxHeaderBytes = 60 << 10
+
+// Forwarding headers.
+const (
+	hOriginalURI     = "X-Original-Uri"
+	hOriginalMethod  = "X-Original-Method"
+	hForwardedMethod = "X-Forwarded-Method"
+	hForwardedURI    = "X-Forwarded-Uri"
+	hForwardedHost   = "X-Forwarded-Host"
+	hForwardedProto  = "X-Forwarded-Proto"
+	hForwardedFor    = "X-Forwarded-For"
+	hRequestID       = "X-Request-Id"
+)
+
+// hopByHop are headers about the connection to claimcheck, not the original request.
+var hopByHop = map[string]bool{
+	"connection": true, "keep-alive": true, "proxy-connection": true, "te": true,
+	"trailer": true, "transfer-encoding": true, "upgrade": true,
+}
+
+// requestError is a forward-auth request that cannot be mapped; it is
+// answered with status and never reaches the checker.
+type requestError struct {
+	status int
+	msg    string
+}
+
+func (e *requestError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &requestError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+}
+
+// mode is how the original request is read from the forward-auth request.
+type mode int
+
+const (
+	modeEnvoy     mode = iota // the request is the original (Envoy http_service)
+	modeNginx                 // X-Original-URI and X-Original-Method
+	modeForwarded             // X-Forwarded-Method and X-Forwarded-Uri (Traefik, Caddy)
+)
+
+// mapper turns forward-auth requests into CheckRequests.
+type mapper struct {
+	trusted    []netip.Prefix
+	pathPrefix string
+}
+
+// checkRequest returns the CheckRequest Envoy's gRPC filter would send for
+// the original request r describes. Its error is a *requestError.
+func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
+	if n := headerBytes(r); n > maxHeaderBytes {
+		return nil, &requestError{status: http.StatusRequestHeaderFieldsTooLarge,
+			msg: fmt.Sprintf("request headers are %d bytes, more than the %d allowed", n, maxHeaderBytes)}
+	}
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	peer, peerIP := peerAddress(r.RemoteAddr, local)
+	trusted := m.trusts(peerIP, local)
+
+	target, err := requestTarget(r)
+	if err != nil {
+		return nil, err
+	}
+	md, err := m.mode(r, trusted, target)
+	if err != nil {
+		return nil, err
+	}
+
+	method, uri, host := r.Method, target, r.Host
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	var consumed []string
+	switch md {
+	case modeEnvoy:
+		if m.pathPrefix != "" {
+			rest, ok := strings.CutPrefix(target, m.pathPrefix)
+			if !ok || !strings.HasPrefix(rest, "/") {
+				return nil, badRequest("path %q is not under the path prefix %q", target, m.pathPrefix)
+			}
+			uri = rest
+		}
+	case modeNginx:
+		if method, uri, host, err = forwarded(r, hOriginalMethod, hOriginalURI); err != nil {
+			return nil, err
+		}
+		consumed = []string{hOriginalMethod, hOriginalURI, hForwardedHost}
+	case modeForwarded:
+		if method, uri, host, err = forwarded(r, hForwardedMethod, hForwardedURI); err != nil {
+			return nil, err
+		}
+		consumed = []string{hForwardedMethod, hForwardedURI, hForwardedHost}
+	}
+	if trusted {
+		fp, err := single(r, hForwardedProto, false)
+		if err != nil {
+			return nil, err
+		}
+		if fp != "" {
+			if scheme, err = forwardedScheme(fp); err != nil {
+				return nil, err
+			}
+		}
+		if xff := strings.Join(r.Header.Values(hForwardedFor), ","); xff != "" {
+			client, err := m.client(xff)
+			if err != nil {
+				return nil, err
+			}
+			peer = socketAddress(client.String(), 0)
+		}
+	}
+
+	headers := headerMap(r.Header, consumed)
+	headers[":authority"] = host
+	headers[":method"] = method
+	headers[":path"] = uri
+	headers[":scheme"] = scheme
+
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:      &authv3.AttributeContext_Peer{Address: peer},
+		Destination: &authv3.AttributeContext_Peer{Address: localAddress(local)},
+		Request: &authv3.AttributeContext_Request{
+			Time: timestamppb.Now(),
+			Http: &authv3.AttributeContext_HttpRequest{
+				Id:       headers["x-request-id"],
+				Method:   method,
+				Headers:  headers,
+				Path:     uri,
+				Host:     host,
+				Scheme:   scheme,
+				Protocol: protocol(r),
+			},
+		},
+	}}, nil
+}
+
+// forwarded reads the original method and URI from the headers mh and uh,
+// and the host from X-Forwarded-Host, else the Host header.
+func forwarded(r *http.Request, mh, uh string) (method, uri, host string, err error) {
+	if method, err = single(r, mh, true); err != nil {
+		return "", "", "", err
+	}
+	if err := checkMethod(mh, method); err != nil {
+		return "", "", "", err
+	}
+	if uri, err = single(r, uh, true); err != nil {
+		return "", "", "", err
+	}
+	if err := checkURI(uh, uri); err != nil {
+		return "", "", "", err
+	}
+	if host, err = single(r, hForwardedHost, false); err != nil {
+		return "", "", "", err
+	}
+	if host == "" {
+		return method, uri, r.Host, nil
+	}
+	if err := checkHost(host); err != nil {
+		return "", "", "", err
+	}
+	return method, uri, host, nil
+}
+
+// mode says how to read r. Forwarding headers count only from a trusted
+// peer, and not under the path prefix, which is Envoy's.
+func (m mapper) mode(r *http.Request, trusted bool, target string) (mode, error) {
+	if !trusted || (m.pathPrefix != "" && strings.HasPrefix(target, m.pathPrefix)) {
+		return modeEnvoy, nil
+	}
+	nginx := has(r, hOriginalURI) || has(r, hOriginalMethod)
+	fwd := has(r, hForwardedURI) || has(r, hForwardedMethod)
+	switch {
+	case nginx && fwd:
+		return 0, badRequest("both X-Original-URI/-Method and X-Forwarded-Uri/-Method are present; a proxy sends one pair, so the other came from the client")
+	case nginx:
+		return modeNginx, nil
+	case fwd:
+		return modeForwarded, nil
+	}
+	return modeEnvoy, nil
+}
+
+// trusts reports whether the peer may describe the original request. A
+// unix-socket peer is on this host: it is trusted when loopback is.
+func (m mapper) trusts(peer netip.Addr, local net.Addr) bool {
+	if !peer.IsValid() && local != nil && local.Network() == "unix" {
+		return m.trustsAddr(netip.AddrFrom4([4]byte{127, 0, 0, 1})) || m.trustsAddr(netip.IPv6Loopback())
+	}
+	return m.trustsAddr(peer)
+}
+
+func (m mapper) trustsAddr(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.WithZone("")
+	for _, p := range m.trusted {
+		if p.Contains(a) || p.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// client walks X-Forwarded-For from the right past trusted proxies and
+// returns the first untrusted address, or the left-most when all are trusted.
+func (m mapper) client(xff string) (netip.Addr, error) {
+	entries := strings.Split(xff, ",")
+	var a netip.Addr
+	for i := len(entries) - 1; i >= 0; i-- {
+		var err error
+		if a, err = parseForwardedFor(strings.TrimSpace(entries[i])); err != nil {
+			return netip.Addr{}, badRequest("X-Forwarded-For: %v", err)
+		}
+		if !m.trustsAddr(a) {
+			break
+		}
+	}
+	return a, nil
+}
+
+// parseForwardedFor reads one X-Forwarded-For entry: an IP address, with or
+// without brackets and port.
+func parseForwardedFor(s string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone(""), nil
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), nil
+	}
+	if t, ok := strings.CutPrefix(s, "["); ok {
+		if t, ok = strings.CutSuffix(t, "]"); ok {
+			if a, err := netip.ParseAddr(t); err == nil {
+				return a.Unmap().WithZone(""), nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("%q is not an IP address", s)
+}
+
+// requestTarget is r's path and query as sent.
+func requestTarget(r *http.Request) (string, error) {
+	switch t := r.RequestURI; {
+	case strings.HasPrefix(t, "/"), t == "*":
+		return t, nil
+	case r.URL != nil && r.URL.IsAbs():
+		return r.URL.RequestURI(), nil
+	}
+	return "", badRequest("%s requests are not supported", r.Method)
+}
+
+func has(r *http.Request, name string) bool { return len(r.Header.Values(name)) > 0 }
+
+// single returns the one value of the header name; more than one (or, with
+// required, none) is an error.
+func single(r *http.Request, name string, required bool) (string, error) {
+	vs := r.Header.Values(name)
+	switch {
+	case len(vs) > 1:
+		return "", badRequest("%s: expected one value, got %d", name, len(vs))
+	case len(vs) == 0 && required:
+		return "", badRequest("%s is required with %s", name, pairOf(name))
+	case len(vs) == 0:
+		return "", nil
+	}
+	return vs[0], nil
+}
+
+// pairOf names the header that comes with name.
+func pairOf(name string) string {
+	switch name {
+	case hOriginalURI:
+		return hOriginalMethod
+	case hOriginalMethod:
+		return hOriginalURI
+	case hForwardedURI:
+		return hForwardedMethod
+	}
+	return hForwardedURI
+}
+
+// checkMethod accepts an HTTP token (RFC 9110 §5.6.2).
+func checkMethod(name, m string) error {
+	if m == "" || !isToken(m) {
+		return badRequest("%s: %q is not an HTTP method", name, m)
+	}
+	return nil
+}
+
+// checkURI accepts an origin-form request target whose path has no dot or
+// empty segments, even percent-encoded: the proxy routed on a normalised
+// path, and the policy must see the same one.
+func checkURI(name, uri string) error {
+	if !strings.HasPrefix(uri, "/") {
+		return badRequest("%s: %q does not start with \"/\"", name, uri)
+	}
+	for i := 0; i < len(uri); i++ {
+		if c := uri[i]; c <= ' ' || c == 0x7f || c == '#' {
+			return badRequest("%s: %q has a space, control character or '#'", name, uri)
+		}
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return badRequest("%s: %v", name, err)
+	}
+	if _, err := url.ParseQuery(u.RawQuery); err != nil {
+		return badRequest("%s: query string: %v", name, err)
+	}
+	for _, seg := range strings.Split(u.Path, "/")[1:] {
+		if seg == "." || seg == ".." {
+			return badRequest("%s: %q has a %q segment", name, uri, seg)
+		}
+	}
+	if strings.Contains(u.Path, "//") {
+		return badRequest("%s: %q has an empty segment (\"//\")", name, uri)
+	}
+	return nil
+}
+
+// checkHost accepts a host and optional port, as in a Host header.
+func checkHost(h string) error {
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`/\?#@,"<>{}|^`+"`", c) >= 0 {
+			return badRequest("%s: %q is not a host", hForwardedHost, h)
+		}
+	}
+	return nil
+}
+
+// forwardedScheme reads X-Forwarded-Proto; Traefik's ws and wss are http
+// and https, as Envoy's :scheme is for WebSocket requests.
+func forwardedScheme(p string) (string, error) {
+	switch strings.ToLower(p) {
+	case "http", "ws":
+		return "http", nil
+	case "https", "wss":
+		return "https", nil
+	}
+	return "", badRequest("%s: expected http or https, got %q", hForwardedProto, p)
+}
+
+// headerMap returns h with lower-case names and repeated headers joined with
+// ",", without hop-by-hop headers and those in omit.
+func headerMap(h http.Header, omit []string) map[string]string {
+	out := make(map[string]string, len(h)+4)
+	for k, vs := range h {
+		out[strings.ToLower(k)] = strings.Join(vs, ",")
+	}
+	for k := range hopByHop {
+		delete(out, k)
+	}
+	for _, k := range omit {
+		delete(out, strings.ToLower(k))
+	}
+	delete(out, "host")
+	return out
+}
+
+// headerBytes is the size of r's request line target and headers.
+func headerBytes(r *http.Request) int {
+	n := len(r.RequestURI) + len(r.Host)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// peerAddress returns the TCP peer as a CheckRequest address, and its IP
+// (invalid for a unix-socket peer).
+func peerAddress(remote string, local net.Addr) (*corev3.Address, netip.Addr) {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		a := ap.Addr().Unmap()
+		return socketAddress(a.String(), uint32(ap.Port())), a
+	}
+	if local != nil && local.Network() == "unix" {
+		return pipeAddress(remote), netip.Addr{}
+	}
+	if a, err := netip.ParseAddr(remote); err == nil {
+		return socketAddress(a.Unmap().String(), 0), a.Unmap()
+	}
+	return nil, netip.Addr{}
+}
+
+func localAddress(a net.Addr) *corev3.Address {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap := a.AddrPort()
+		return socketAddress(ap.Addr().Unmap().String(), uint32(ap.Port()))
+	case *net.UnixAddr:
+		return pipeAddress(a.Name)
+	}
+	return nil
+}
+
+func socketAddress(ip string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+func pipeAddress(path string) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path}}}
+}
+
+// protocol names r's protocol as Envoy does: HTTP/1.0, HTTP/1.1, HTTP/2, HTTP/3.
+func protocol(r *http.Request) string {
+	switch r.ProtoMajor {
+	case 2, 3:
+		return fmt.Sprintf("HTTP/%d", r.ProtoMajor)
+	}
+	return r.Proto
+}
+
+// isToken reports whether s is an HTTP token.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
