@@ -13,6 +13,7 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"gopkg.in/yaml.v3"
 )
@@ -43,6 +44,21 @@ func loadBootstrap(t *testing.T, path string) *bootstrapv3.Bootstrap {
 	return &bs
 }
 
+// extAuthzOf returns the first listener's connection manager and its first
+// HTTP filter, the ext_authz filter.
+func extAuthzOf(t *testing.T, bs *bootstrapv3.Bootstrap) (*hcmv3.HttpConnectionManager, *extauthzv3.ExtAuthz) {
+	t.Helper()
+	var hcm hcmv3.HttpConnectionManager
+	if err := bs.GetStaticResources().GetListeners()[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+		t.Fatal(err)
+	}
+	var authz extauthzv3.ExtAuthz
+	if err := hcm.GetHttpFilters()[0].GetTypedConfig().UnmarshalTo(&authz); err != nil {
+		t.Fatal(err)
+	}
+	return &hcm, &authz
+}
+
 func TestEnvoyConfigsAreValid(t *testing.T) {
 	files, err := filepath.Glob("*.yaml")
 	if err != nil || len(files) == 0 {
@@ -56,17 +72,9 @@ func TestEnvoyConfigsAreValid(t *testing.T) {
 // TestEnvoyExtAuthzSettings checks what claimcheck relies on: the filter
 // never fails open, speaks v3, and the routes carry claimcheck's keys.
 func TestEnvoyExtAuthzSettings(t *testing.T) {
-	bs := loadBootstrap(t, "envoy.yaml")
-	var hcm hcmv3.HttpConnectionManager
-	if err := bs.GetStaticResources().GetListeners()[0].GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
-		t.Fatal(err)
-	}
-	var authz extauthzv3.ExtAuthz
-	if err := hcm.GetHttpFilters()[0].GetTypedConfig().UnmarshalTo(&authz); err != nil {
-		t.Fatal(err)
-	}
+	hcm, authz := extAuthzOf(t, loadBootstrap(t, "envoy.yaml"))
 	if authz.GetFailureModeAllow() || authz.GetTransportApiVersion().String() != "V3" || authz.GetGrpcService().GetEnvoyGrpc().GetClusterName() != "claimcheck" {
-		t.Errorf("ext_authz = %v", &authz)
+		t.Errorf("ext_authz = %v", authz)
 	}
 	ext := map[string]string{}
 	disabled := 0
@@ -88,5 +96,28 @@ func TestEnvoyExtAuthzSettings(t *testing.T) {
 	}
 	if disabled != 1 || ext["claimcheck_decision"] == "" || ext["claimcheck_dry_run"] != "true" {
 		t.Errorf("per-route settings: %d public routes, context_extensions %v", disabled, ext)
+	}
+}
+
+// TestEnvoyHTTPServiceSettings checks the http_service variant: never fails
+// open, sends the path under claimcheck's path_prefix, and lets the claim
+// headers through to the upstream and the challenge through to the client.
+func TestEnvoyHTTPServiceSettings(t *testing.T) {
+	_, authz := extAuthzOf(t, loadBootstrap(t, "envoy-http.yaml"))
+	hs := authz.GetHttpService()
+	if authz.GetFailureModeAllow() || hs.GetPathPrefix() != "/authz" {
+		t.Errorf("ext_authz = %v", authz)
+	}
+	exact := func(ms []*matcherv3.StringMatcher) map[string]bool {
+		out := map[string]bool{}
+		for _, m := range ms {
+			out[m.GetExact()] = true
+		}
+		return out
+	}
+	up := exact(hs.GetAuthorizationResponse().GetAllowedUpstreamHeaders().GetPatterns())
+	client := exact(hs.GetAuthorizationResponse().GetAllowedClientHeaders().GetPatterns())
+	if !up["x-client-id"] || !client["www-authenticate"] {
+		t.Errorf("upstream headers %v, client headers %v", up, client)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/claimcheck/claimcheck/extauthz"
@@ -20,9 +21,9 @@ type app struct {
 	authorizer *extauthz.Authorizer
 	policy     extauthz.PolicySource
 	bundle     *policy.Bundle // when the policy comes from a bundle server
-	remotes    []*keys.Remote // fetched key sets, for readiness
-	required   []requiredKeys
+	remotes    []remoteKeys   // fetched key sets, for readiness
 	closers    []io.Closer
+	stopping   atomic.Bool // set at shutdown: no longer ready
 }
 
 // buildOptions says what a command needs of the app.
@@ -134,20 +135,19 @@ func (a *app) remote(ctx context.Context, ic config.Issuer, log *slog.Logger) (t
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
 	}
-	a.remotes = append(a.remotes, r)
+	a.remotes = append(a.remotes, remoteKeys{issuer: ic.Issuer, remote: r, required: ic.RequireKeysAtStart,
+		wait: requiredKeysTries * time.Duration(ic.FetchTimeout)})
 	a.closers = append(a.closers, r)
-	if ic.RequireKeysAtStart {
-		a.required = append(a.required, requiredKeys{issuer: ic.Issuer, remote: r, wait: requiredKeysTries * time.Duration(ic.FetchTimeout)})
-	}
 	return r, nil
 }
 
-// requiredKeys is a remote key set that must load before serving starts,
-// within wait.
-type requiredKeys struct {
-	issuer string
-	remote *keys.Remote
-	wait   time.Duration
+// remoteKeys is an issuer's fetched key set; a required one must load
+// within wait before serving starts.
+type remoteKeys struct {
+	issuer   string
+	remote   *keys.Remote
+	required bool
+	wait     time.Duration
 }
 
 // requiredKeysTries is how many fetch timeouts serve waits for the keys of
@@ -157,7 +157,10 @@ const requiredKeysTries = 3
 // waitRequired waits for the key sets of issuers with require_keys_at_start
 // and names the first that did not load in time.
 func (a *app) waitRequired(ctx context.Context) error {
-	for _, rk := range a.required {
+	for _, rk := range a.remotes {
+		if !rk.required {
+			continue
+		}
 		wctx, cancel := context.WithTimeout(ctx, rk.wait)
 		err := rk.remote.WaitReady(wctx)
 		cancel()
@@ -285,15 +288,24 @@ func (f flushOnClose) Close() error {
 
 // ready reports whether every issuer's keys, and the policy, have loaded.
 func (a *app) ready() bool {
+	ok, _ := a.readiness()
+	return ok
+}
+
+// readiness is ready with the reason when not ready.
+func (a *app) readiness() (bool, string) {
+	if a.stopping.Load() {
+		return false, "shutting down"
+	}
 	if a.policy.Policy() == nil {
-		return false
+		return false, "the policy has not loaded yet"
 	}
 	for _, r := range a.remotes {
-		if !r.Ready() {
-			return false
+		if !r.remote.Ready() {
+			return false, fmt.Sprintf("keys of issuer %s have not loaded yet", r.issuer)
 		}
 	}
-	return true
+	return true, ""
 }
 
 // waitReady polls ready until it is true or ctx is done.

@@ -75,6 +75,10 @@ func startServer(t *testing.T, config, listen string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.yaml")
+	if !strings.Contains(config, "admin:") {
+		// Each server gets its own admin port rather than the default.
+		config = strings.Replace(config, `grpc: "{{LISTEN}}"`, fmt.Sprintf(`grpc: "{{LISTEN}}", admin: %q`, freeAddr(t)), 1)
+	}
 	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(config, "{{LISTEN}}", listen)), 0o644); err != nil {
 		t.Fatal(err)
 	}

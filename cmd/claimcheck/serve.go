@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/claimcheck/claimcheck/extauthz/config"
 	"github.com/claimcheck/claimcheck/extauthz/grpcserver"
+	"github.com/claimcheck/claimcheck/extauthz/httpserver"
 )
 
 // shutdownGrace bounds how long in-flight Checks may take after SIGTERM.
@@ -50,39 +53,118 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitDeny
 	}
 
-	l, err := grpcserver.Listen(cfg.Listen.GRPC)
+	srv, err := startServers(cfg, a, log)
 	if err != nil {
 		log.Error("start-up failed", "err", err)
+		srv.stop(context.Background())
 		return exitDeny
 	}
-	srv := grpcserver.New(a.authorizer, log)
-	log.Info("claimcheck serving", "version", version(), "grpc", l.Addr().String(),
-		"issuers", len(cfg.Issuers), "policy_revision", a.revision(), "decision", cfg.Policy.Decision)
+	log.Info("claimcheck serving", append(srv.addrs, "version", version(),
+		"issuers", len(cfg.Issuers), "policy_revision", a.revision(), "decision", cfg.Policy.Decision)...)
 
 	go func() {
 		if a.waitReady(ctx) {
-			srv.SetReady(true)
+			if srv.grpc != nil {
+				srv.grpc.SetReady(true)
+			}
 			log.Info("ready: keys and policy loaded")
 		}
 	}()
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
 	select {
-	case err := <-errc:
+	case err := <-srv.errc:
 		log.Error("server stopped", "err", err)
+		srv.stop(context.Background())
 		return exitDeny
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: finishing in-flight checks")
+	a.stopping.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	srv.Stop(sctx)
-	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
-		log.Debug("serve returned", "err", err)
-	}
+	srv.stop(sctx)
 	log.Info("stopped")
 	return exitOK
+}
+
+// servers are the listeners serve runs.
+type servers struct {
+	grpc  *grpcserver.Server
+	https []*http.Server
+	errc  chan error // an unexpected end of serving
+	addrs []any      // for the start-up log line
+}
+
+// startServers opens every configured listener and serves on it. On error,
+// what was started is in the result, for stop.
+func startServers(cfg *config.Config, a *app, log *slog.Logger) (*servers, error) {
+	s := &servers{errc: make(chan error, 3)}
+	if cfg.Listen.GRPC != "" {
+		l, err := listen(cfg.Listen.GRPC)
+		if err != nil {
+			return s, err
+		}
+		s.grpc = grpcserver.New(a.authorizer, log)
+		s.addrs = append(s.addrs, "grpc", l.Addr().String())
+		go func() {
+			if err := s.grpc.Serve(l); err != nil {
+				s.errc <- err
+			}
+		}()
+	}
+	if cfg.Listen.HTTP != "" {
+		h := httpserver.NewForwardAuth(a.authorizer, httpserver.Config{
+			TrustedProxies: cfg.HTTP.Prefixes(),
+			PathPrefix:     cfg.HTTP.PathPrefix,
+		}, log)
+		if err := s.serveHTTP("http", cfg.Listen.HTTP, h, log); err != nil {
+			return s, err
+		}
+	}
+	if cfg.Listen.Admin != config.AdminOff {
+		if err := s.serveHTTP("admin", cfg.Listen.Admin, httpserver.NewAdmin(a.readiness, log), log); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+func (s *servers) serveHTTP(name, addr string, h http.Handler, log *slog.Logger) error {
+	l, err := listen(addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.https = append(s.https, hs)
+	s.addrs = append(s.addrs, name, l.Addr().String())
+	go func() {
+		if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+	return nil
+}
+
+// stop stops accepting on every listener and waits for in-flight requests
+// until ctx is done.
+func (s *servers) stop(ctx context.Context) {
+	var wg sync.WaitGroup
+	if s.grpc != nil {
+		wg.Go(func() { s.grpc.Stop(ctx) })
+	}
+	for _, hs := range s.https {
+		wg.Go(func() {
+			if err := hs.Shutdown(ctx); err != nil {
+				hs.Close()
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func validateCmd(args []string, stdout, stderr io.Writer) int {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,16 +31,57 @@ type Config struct {
 	Issuers     []Issuer    `yaml:"issuers"`
 	Token       Token       `yaml:"token"`
 	Policy      Policy      `yaml:"policy"`
+	HTTP        HTTP        `yaml:"http"`
 	Forward     Forward     `yaml:"forward"`
 	Routes      Routes      `yaml:"routes"`
 	DecisionLog DecisionLog `yaml:"decision_log"`
 	Log         Log         `yaml:"log"`
 }
 
-// Listen holds the addresses claimcheck serves on.
+// Listen holds the addresses claimcheck serves on: "host:port" or
+// "unix:///absolute/path.sock". At least one of GRPC and HTTP is required.
 type Listen struct {
-	// GRPC is "host:port" or "unix:///absolute/path.sock".
+	// GRPC serves Envoy's ext_authz gRPC API and gRPC health.
 	GRPC string `yaml:"grpc"`
+	// HTTP serves forward-auth for Envoy's http_service, nginx, Caddy and
+	// Traefik.
+	HTTP string `yaml:"http"`
+	// Admin serves /healthz and /readyz. Default 127.0.0.1:9193; "off"
+	// disables it.
+	Admin string `yaml:"admin"`
+}
+
+// HTTP configures the forward-auth listener.
+type HTTP struct {
+	// TrustedProxies are the peers (IPs or CIDRs) whose X-Original-* and
+	// X-Forwarded-* headers describe the original request. Default loopback.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// PathPrefix is Envoy http_service's path_prefix, stripped from paths.
+	PathPrefix string `yaml:"path_prefix"`
+}
+
+// Prefixes parses TrustedProxies; Parse has validated them.
+func (h HTTP) Prefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(h.TrustedProxies))
+	for _, s := range h.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parsePrefix reads a CIDR or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // Issuer is one trusted token issuer.
@@ -267,7 +309,22 @@ func Parse(b []byte, dir string) (*Config, error) {
 // TokenRequired reports whether requests without a token are denied before policy.
 func (c *Config) TokenRequired() bool { return c.Token.Required == nil || *c.Token.Required }
 
+// Defaults of the listeners.
+const (
+	DefaultAdmin = "127.0.0.1:9193"
+	AdminOff     = "off"
+)
+
+// DefaultTrustedProxies are trusted when http.trusted_proxies is not set.
+var DefaultTrustedProxies = []string{"127.0.0.0/8", "::1/128"}
+
 func (c *Config) setDefaults(dir string) {
+	if c.Listen.Admin == "" {
+		c.Listen.Admin = DefaultAdmin
+	}
+	if c.HTTP.TrustedProxies == nil {
+		c.HTTP.TrustedProxies = DefaultTrustedProxies
+	}
 	if len(c.Token.Sources) == 0 {
 		c.Token.Sources = []Source{{Header: "authorization", Prefix: "Bearer "}}
 	}
@@ -355,19 +412,42 @@ func (p *problems) add(field, format string, args ...any) {
 
 func (c *Config) validate() error {
 	var p problems
-	validateListen(&p, "listen.grpc", c.Listen.GRPC)
+	if c.Listen.GRPC == "" && c.Listen.HTTP == "" {
+		p.add("listen", "expected grpc or http (or both), e.g. grpc: 127.0.0.1:9191")
+	}
+	seen := map[string]string{}
+	for _, l := range []struct{ field, addr string }{
+		{"listen.grpc", c.Listen.GRPC}, {"listen.http", c.Listen.HTTP}, {"listen.admin", c.Listen.Admin},
+	} {
+		if l.addr == "" || l.addr == AdminOff && l.field == "listen.admin" {
+			continue
+		}
+		validateListen(&p, l.field, l.addr)
+		if other, dup := seen[l.addr]; dup && !strings.HasSuffix(l.addr, ":0") {
+			p.add(l.field, "%q is also %s", l.addr, other)
+		}
+		seen[l.addr] = l.field
+	}
+	for i, tp := range c.HTTP.TrustedProxies {
+		if _, err := parsePrefix(tp); err != nil {
+			p.add(fmt.Sprintf("http.trusted_proxies[%d]", i), "expected an IP address or CIDR such as 10.0.0.0/8, got %q", tp)
+		}
+	}
+	if pp := c.HTTP.PathPrefix; pp != "" && (!strings.HasPrefix(pp, "/") || strings.ContainsAny(pp, "?# ")) {
+		p.add("http.path_prefix", "expected a path such as /authz, got %q", pp)
+	}
 
 	if len(c.Issuers) == 0 {
 		p.add("issuers", "expected at least one issuer")
 	}
-	seen := map[string]bool{}
+	issuers := map[string]bool{}
 	for i, is := range c.Issuers {
 		field := fmt.Sprintf("issuers[%d]", i)
 		is.validate(&p, field)
-		if seen[is.Issuer] && is.Issuer != "" {
+		if issuers[is.Issuer] && is.Issuer != "" {
 			p.add(field+".issuer", "%q is configured twice", is.Issuer)
 		}
-		seen[is.Issuer] = true
+		issuers[is.Issuer] = true
 	}
 
 	for i, s := range c.Token.Sources {
@@ -642,6 +722,7 @@ func reservedHeader(h string) bool {
 var yamlTypeNames = map[string]string{
 	"config.Config":      "the top level",
 	"config.Listen":      "listen",
+	"config.HTTP":        "http",
 	"config.Issuer":      "issuers[]",
 	"config.Token":       "token",
 	"config.Source":      "token.sources[]",

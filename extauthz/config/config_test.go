@@ -106,7 +106,11 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "unknown field in a token source", append: "token: {sources: [{header: x, prefx: y}]}\n", want: []string{`unknown field "prefx"`, "token.sources[]"}},
 		{name: "bad duration", replace: [2]string{"30s", "thirty"}, want: []string{"duration", `"thirty"`}},
 		{name: "wrong type", replace: [2]string{"audiences: [orders-api]", "audiences: {a: b}"}, want: []string{"expected a list"}},
-		{name: "missing listen", replace: [2]string{`listen: {grpc: "127.0.0.1:9191"}`, ""}, want: []string{"listen.grpc", "expected an address"}},
+		{name: "missing listen", replace: [2]string{`listen: {grpc: "127.0.0.1:9191"}`, ""}, want: []string{"listen: expected grpc or http"}},
+		{name: "bad http listen", replace: [2]string{`listen: {grpc: "127.0.0.1:9191"}`, `listen: {http: "localhost"}`}, want: []string{"listen.http", "host:port"}},
+		{name: "same address twice", replace: [2]string{`listen: {grpc: "127.0.0.1:9191"}`, `listen: {grpc: "127.0.0.1:9191", admin: "127.0.0.1:9191"}`}, want: []string{"listen.admin", "also listen.grpc"}},
+		{name: "bad trusted proxy", append: "http: {trusted_proxies: [10.0.0.0/33]}\n", want: []string{"http.trusted_proxies[0]", "CIDR"}},
+		{name: "bad path prefix", append: "http: {path_prefix: authz}\n", want: []string{"http.path_prefix", "/authz"}},
 		{name: "bad listen port", replace: [2]string{"9191", "99999"}, want: []string{"listen.grpc", "port"}},
 		{name: "relative unix socket", replace: [2]string{"127.0.0.1:9191", "unix://run.sock"}, want: []string{"listen.grpc", "absolute"}},
 		{name: "no issuers", replace: [2]string{"  - issuer: https://id.example.com\n    audiences: [orders-api]\n    jwks_file: jwks.json\n    clock_skew: 30s\n", ""}, want: []string{"issuers: expected at least one issuer"}},
@@ -235,6 +239,34 @@ func TestPolicyAndDecisionLogDefaults(t *testing.T) {
 	}
 }
 
+func TestListenersAndTrustedProxies(t *testing.T) {
+	dir := dirWithFiles(t)
+	c, err := Parse([]byte(validYAML), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.Admin != DefaultAdmin {
+		t.Errorf("admin = %q", c.Listen.Admin)
+	}
+	if got := c.HTTP.Prefixes(); len(got) != 2 || got[0].String() != "127.0.0.0/8" || got[1].String() != "::1/128" {
+		t.Errorf("default trusted proxies = %v", got)
+	}
+	yml := strings.Replace(validYAML, `listen: {grpc: "127.0.0.1:9191"}`, `listen: {http: "unix:///run/cc-http.sock", admin: "off"}`, 1) +
+		"http: {trusted_proxies: [10.1.2.3, 10.0.0.0/8, \"fd00::/8\"], path_prefix: /authz}\n"
+	if c, err = Parse([]byte(yml), dir); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"10.1.2.3/32", "10.0.0.0/8", "fd00::/8"}
+	for i, p := range c.HTTP.Prefixes() {
+		if p.String() != want[i] {
+			t.Errorf("trusted proxy %d = %v, want %s", i, p, want[i])
+		}
+	}
+	if c.Listen.Admin != AdminOff || c.Listen.GRPC != "" {
+		t.Errorf("listen = %+v", c.Listen)
+	}
+}
+
 func TestLoadNamesTheFile(t *testing.T) {
 	dir := dirWithFiles(t)
 	p := filepath.Join(dir, "config.yaml")
@@ -266,7 +298,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// Whatever parses must satisfy what serve relies on.
-		if c.Listen.GRPC == "" || len(c.Issuers) == 0 || len(c.Policy.Paths) == 0 || len(c.Token.Sources) == 0 {
+		if (c.Listen.GRPC == "" && c.Listen.HTTP == "") || len(c.Issuers) == 0 || (len(c.Policy.Paths) == 0 && c.Policy.Bundle == nil) || len(c.Token.Sources) == 0 {
 			t.Fatalf("accepted an incomplete config: %+v", c)
 		}
 		for _, is := range c.Issuers {

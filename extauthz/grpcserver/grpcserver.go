@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -63,30 +62,6 @@ func (s *Server) SetReady(ready bool) {
 	}
 	s.health.SetServingStatus("", st)
 	s.health.SetServingStatus(AuthorizationService, st)
-}
-
-// Listen opens addr: "host:port" or "unix:///path". A stale unix socket file
-// left by a previous run is replaced.
-func Listen(addr string) (net.Listener, error) {
-	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
-		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			if conn, err := net.Dial("unix", path); err == nil {
-				conn.Close()
-				return nil, fmt.Errorf("listen %s: another process is serving on it", addr)
-			}
-			os.Remove(path)
-		}
-		l, err := net.Listen("unix", path)
-		if err != nil {
-			return nil, fmt.Errorf("listen %s: %w", addr, err)
-		}
-		return l, nil
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", addr, err)
-	}
-	return l, nil
 }
 
 // Serve serves on l until Stop.

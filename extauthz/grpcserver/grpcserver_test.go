@@ -2,8 +2,6 @@ package grpcserver
 
 import (
 	"encoding/json"
-	"net"
-	"os"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -85,34 +83,4 @@ func TestResponseDenyMapsStatusToGRPCCode(t *testing.T) {
 			t.Errorf("status %d: a deny carries an OK response", tt.status)
 		}
 	}
-}
-
-func TestListenRefusesASocketInUse(t *testing.T) {
-	path := "unix://" + t.TempDir() + "/cc.sock"
-	l, err := Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if _, err := Listen(path); err == nil {
-		t.Fatal("a second Listen on a live socket succeeded")
-	}
-}
-
-func TestListenReplacesAStaleSocket(t *testing.T) {
-	path := t.TempDir() + "/cc.sock"
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	l.Close()
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("test setup: stale socket missing: %v", err)
-	}
-	l2, err := Listen("unix://" + path)
-	if err != nil {
-		t.Fatalf("stale socket not replaced: %v", err)
-	}
-	l2.Close()
 }
