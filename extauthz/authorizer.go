@@ -81,6 +81,16 @@ type DecisionLogger interface {
 	LogDecision(ctx context.Context, d *Decision)
 }
 
+// InputNeeder is implemented by a DecisionLogger that can say whether it
+// reads Decision.Input. The policy sees the input as an ast.Value;
+// Decision.Input, the same document as Go values, costs a conversion per
+// decision and is built only for Explain and for a DecisionLogger that needs
+// it: one that does not implement InputNeeder, or whose NeedsInput reports
+// true.
+type InputNeeder interface {
+	NeedsInput() bool
+}
+
 // Config is the decision path's configuration.
 type Config struct {
 	Sources       []TokenSource
@@ -111,6 +121,8 @@ type Authorizer struct {
 	policy   PolicySource
 	log      *slog.Logger
 	forward  []forwardRule // sorted by claim for deterministic output
+	// logInput: the DecisionLogger reads Decision.Input (see InputNeeder).
+	logInput bool
 }
 
 type forwardRule struct{ claim, header string }
@@ -130,6 +142,10 @@ func New(cfg Config, v Verifier, p PolicySource, log *slog.Logger) (*Authorizer,
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Authorizer{cfg: cfg, verifier: v, policy: p, log: log}
+	if cfg.DecisionLog != nil {
+		n, ok := cfg.DecisionLog.(InputNeeder)
+		a.logInput = !ok || n.NeedsInput()
+	}
 	for c, h := range cfg.ForwardClaims {
 		a.forward = append(a.forward, forwardRule{claim: c, header: h})
 	}
@@ -178,6 +194,8 @@ type Decision struct {
 	// Token is the verified token, when there was one.
 	Token *token.Token
 	// Input is the policy input document, when the request got that far.
+	// It is set only by Explain and for a DecisionLogger that needs it (see
+	// InputNeeder); Check leaves it nil otherwise.
 	Input map[string]any
 }
 
@@ -202,10 +220,12 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 		}
 		a.finish(ctx, req, &d, start)
 	}()
-	d = a.check(ctx, req)
+	d = a.check(ctx, req, explain || a.logInput)
 	if explain && d.Input == nil {
 		if r, err := parseRequest(req); err == nil {
-			d.Input, _ = buildInput(req, r, nil)
+			if v, err := buildInput(req, r, nil); err == nil {
+				d.Input = inputMap(v)
+			}
 		}
 	}
 	return d
@@ -248,7 +268,8 @@ func newDecisionID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest) Decision {
+// check decides req; wantInput sets Decision.Input.
+func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantInput bool) Decision {
 	r, err := parseRequest(req)
 	if err != nil {
 		return a.deny(http.StatusBadRequest, ReasonBadRequest, "invalid_request", err.Error(), nil)
@@ -273,13 +294,9 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest) Decisi
 		return a.unavailable(ReasonNoPolicy, "the policy has not loaded yet")
 	}
 
-	input, err := buildInput(req, r, tok)
+	v, err := buildInput(req, r, tok)
 	if err != nil {
 		return a.unavailable(ReasonInternal, err.Error())
-	}
-	v, err := ast.InterfaceToValue(input)
-	if err != nil {
-		return a.unavailable(ReasonInternal, fmt.Sprintf("policy input: %v", err))
 	}
 
 	var res policy.Result
@@ -304,7 +321,10 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest) Decisi
 	default:
 		d = a.allow(res, tok, f)
 	}
-	d.Token, d.Input = tok, input
+	d.Token = tok
+	if wantInput {
+		d.Input = inputMap(v)
+	}
 	d.Rule, d.Revision = rule, p.Revision()
 	if rule == "" {
 		d.Rule = a.cfg.DefaultRule

@@ -1,15 +1,13 @@
 package extauthz
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/protobuf/encoding/protojson"
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/claimcheck/claimcheck/extauthz/token"
 )
@@ -73,114 +71,164 @@ func headerMap(h *authv3.AttributeContext_HttpRequest) map[string]string {
 	return out
 }
 
-// buildInput returns the policy input document (see README "Policy input").
-func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token) (map[string]any, error) {
+// Key terms of the input document, shared by every input (terms are
+// immutable once built).
+var (
+	kRequest, kSource, kDestination = ast.StringTerm("request"), ast.StringTerm("source"), ast.StringTerm("destination")
+	kContextExtensions, kParsedPath = ast.StringTerm("context_extensions"), ast.StringTerm("parsed_path")
+	kParsedQuery, kVersion, kToken  = ast.StringTerm("parsed_query"), ast.StringTerm("version"), ast.StringTerm("token")
+	kAttributes, kMethod, kPath     = ast.StringTerm("attributes"), ast.StringTerm("method"), ast.StringTerm("path")
+	kQuery, kHeaders, kHost         = ast.StringTerm("query"), ast.StringTerm("headers"), ast.StringTerm("host")
+	kScheme, kProtocol, kID         = ast.StringTerm("scheme"), ast.StringTerm("protocol"), ast.StringTerm("id")
+	kAddress, kPort, kPrincipal     = ast.StringTerm("address"), ast.StringTerm("port"), ast.StringTerm("principal")
+	kIssuer, kClaims, kHeader       = ast.StringTerm("issuer"), ast.StringTerm("claims"), ast.StringTerm("header")
+	kScopes                         = ast.StringTerm("scopes")
+
+	versionTerm = ast.ObjectTerm(
+		[2]*ast.Term{ast.StringTerm("ext_authz"), ast.StringTerm("v3")},
+		[2]*ast.Term{ast.StringTerm("encoding"), ast.StringTerm("protojson")},
+	)
+)
+
+// buildInput returns the policy input document (see README "Policy input")
+// as an ast.Object, built directly from the request and the verified token:
+// no JSON round trip and no ast.InterfaceToValue. Decision.Input, the same
+// document as Go values, is derived from it only when something reads it
+// (see Authorizer.needInput).
+func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token) (ast.Object, error) {
 	attrs := req.GetAttributes()
-	input := map[string]any{
-		"request": map[string]any{
-			"method":   r.method,
-			"path":     r.path,
-			"query":    valuesToInput(r.query),
-			"headers":  stringMapToInput(r.headers),
-			"host":     r.host,
-			"scheme":   r.scheme,
-			"protocol": r.protocol,
-			"id":       r.id,
-		},
-		"source":             peerInput(attrs.GetSource()),
-		"destination":        peerInput(attrs.GetDestination()),
-		"context_extensions": stringMapToInput(attrs.GetContextExtensions()),
-		"parsed_path":        parsedPath(r.path),
-		"parsed_query":       valuesToInput(r.query),
-		"version":            map[string]any{"ext_authz": "v3", "encoding": "protojson"},
-	}
+	query := valuesTerm(r.query)
+	pairs := make([][2]*ast.Term, 0, 9)
+	pairs = append(pairs,
+		[2]*ast.Term{kRequest, ast.ObjectTerm(
+			[2]*ast.Term{kMethod, ast.StringTerm(r.method)},
+			[2]*ast.Term{kPath, ast.StringTerm(r.path)},
+			[2]*ast.Term{kQuery, query},
+			[2]*ast.Term{kHeaders, stringMapTerm(r.headers)},
+			[2]*ast.Term{kHost, ast.StringTerm(r.host)},
+			[2]*ast.Term{kScheme, ast.StringTerm(r.scheme)},
+			[2]*ast.Term{kProtocol, ast.StringTerm(r.protocol)},
+			[2]*ast.Term{kID, ast.StringTerm(r.id)},
+		)},
+		[2]*ast.Term{kSource, peerTerm(attrs.GetSource())},
+		[2]*ast.Term{kDestination, peerTerm(attrs.GetDestination())},
+		[2]*ast.Term{kContextExtensions, stringMapTerm(attrs.GetContextExtensions())},
+		[2]*ast.Term{kParsedPath, parsedPath(r.path)},
+		[2]*ast.Term{kParsedQuery, query},
+		[2]*ast.Term{kVersion, versionTerm},
+	)
 	if tok != nil {
-		input["token"] = tokenInput(tok)
+		t, err := tokenTerm(tok)
+		if err != nil {
+			return nil, fmt.Errorf("policy input: token: %w", err)
+		}
+		pairs = append(pairs, [2]*ast.Term{kToken, t})
 	}
-	a, err := attributesInput(req)
+	a, err := attributesTerm(attrs)
 	if err != nil {
 		return nil, err
 	}
-	input["attributes"] = a
-	return input, nil
+	pairs = append(pairs, [2]*ast.Term{kAttributes, a})
+	return ast.NewObject(pairs...), nil
 }
 
-func tokenInput(t *token.Token) map[string]any {
-	header := make(map[string]any, len(t.Header))
-	for k, v := range t.Header {
-		header[k] = v
+func tokenTerm(t *token.Token) (*ast.Term, error) {
+	claims, err := jsonTerm(t.Claims)
+	if err != nil {
+		return nil, err
 	}
-	scopes := make([]any, len(t.Scopes))
+	header, err := jsonTerm(t.Header)
+	if err != nil {
+		return nil, err
+	}
+	scopes := make([]*ast.Term, len(t.Scopes))
 	for i, s := range t.Scopes {
-		scopes[i] = s
+		scopes[i] = ast.StringTerm(s)
 	}
-	return map[string]any{
-		"issuer": t.Issuer,
-		"claims": t.Claims,
-		"header": header,
-		"scopes": scopes,
-	}
+	return ast.ObjectTerm(
+		[2]*ast.Term{kIssuer, ast.StringTerm(t.Issuer)},
+		[2]*ast.Term{kClaims, claims},
+		[2]*ast.Term{kHeader, header},
+		[2]*ast.Term{kScopes, ast.ArrayTerm(scopes...)},
+	), nil
 }
 
-func peerInput(p *authv3.AttributeContext_Peer) map[string]any {
-	out := map[string]any{"address": "", "port": 0, "principal": p.GetPrincipal()}
+func peerTerm(p *authv3.AttributeContext_Peer) *ast.Term {
+	addr, port := "", 0
 	switch a := p.GetAddress().GetAddress().(type) {
 	case *corev3.Address_SocketAddress:
-		out["address"] = a.SocketAddress.GetAddress()
-		out["port"] = int(a.SocketAddress.GetPortValue())
+		addr, port = a.SocketAddress.GetAddress(), int(a.SocketAddress.GetPortValue())
 	case *corev3.Address_Pipe:
-		out["address"] = a.Pipe.GetPath()
+		addr = a.Pipe.GetPath()
 	}
-	return out
+	return ast.ObjectTerm(
+		[2]*ast.Term{kAddress, ast.StringTerm(addr)},
+		[2]*ast.Term{kPort, ast.InternedTerm(port)},
+		[2]*ast.Term{kPrincipal, ast.StringTerm(p.GetPrincipal())},
+	)
 }
 
 // parsedPath splits a path into its unescaped segments as opa-envoy-plugin's
 // input.parsed_path does: "/orders/1" → ["orders", "1"].
-func parsedPath(p string) []any {
+func parsedPath(p string) *ast.Term {
 	segs := strings.Split(strings.TrimLeft(p, "/"), "/")
-	out := make([]any, len(segs))
+	out := make([]*ast.Term, len(segs))
 	for i, s := range segs {
 		if u, err := url.PathUnescape(s); err == nil {
 			s = u
 		}
-		out[i] = s
+		out[i] = ast.StringTerm(s)
 	}
-	return out
+	return ast.ArrayTerm(out...)
 }
 
-func valuesToInput(v url.Values) map[string]any {
-	out := make(map[string]any, len(v))
+func valuesTerm(v url.Values) *ast.Term {
+	pairs := make([][2]*ast.Term, 0, len(v))
 	for k, vs := range v {
-		l := make([]any, len(vs))
+		l := make([]*ast.Term, len(vs))
 		for i, s := range vs {
-			l[i] = s
+			l[i] = ast.StringTerm(s)
 		}
-		out[k] = l
+		pairs = append(pairs, [2]*ast.Term{ast.StringTerm(k), ast.ArrayTerm(l...)})
 	}
-	return out
+	return ast.ObjectTerm(pairs...)
 }
 
-func stringMapToInput(m map[string]string) map[string]any {
-	out := make(map[string]any, len(m))
+func stringMapTerm(m map[string]string) *ast.Term {
+	pairs := make([][2]*ast.Term, 0, len(m))
+	terms := make([]ast.Term, 2*len(m)) // one allocation for all the terms
 	for k, v := range m {
-		out[k] = v
+		i := 2 * len(pairs)
+		terms[i].Value, terms[i+1].Value = ast.String(k), ast.String(v)
+		pairs = append(pairs, [2]*ast.Term{&terms[i], &terms[i+1]})
 	}
-	return out
+	return ast.ObjectTerm(pairs...)
 }
 
-// attributesInput renders the CheckRequest attributes in the shape
-// opa-envoy-plugin gives input.attributes (protojson field names), so its
-// policies run unchanged.
-func attributesInput(req *authv3.CheckRequest) (any, error) {
-	b, err := protojson.Marshal(req.GetAttributes())
+// attributesTerm renders the CheckRequest attributes in the shape
+// opa-envoy-plugin gives input.attributes (protojson.Marshal, protojson
+// field names), so its policies run unchanged.
+func attributesTerm(attrs *authv3.AttributeContext) (*ast.Term, error) {
+	if attrs == nil {
+		return ast.ObjectTerm(), nil
+	}
+	t, err := protoTerm(attrs.ProtoReflect())
 	if err != nil {
 		return nil, fmt.Errorf("attributes: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("attributes: %w", err)
+	return t, nil
+}
+
+// inputMap returns the input document as Go values (json.Number numbers),
+// the form of Decision.Input.
+func inputMap(v ast.Object) map[string]any {
+	if v == nil {
+		return nil
 	}
-	return v, nil
+	m, err := ast.JSON(v)
+	if err != nil {
+		return nil
+	}
+	out, _ := m.(map[string]any)
+	return out
 }
