@@ -23,7 +23,8 @@ type app struct {
 	bundle     *policy.Bundle // when the policy comes from a bundle server
 	remotes    []remoteKeys   // fetched key sets, for readiness
 	closers    []io.Closer
-	stopping   atomic.Bool // set at shutdown: no longer ready
+	cache      *token.Cache // nil when token.cache is off
+	stopping   atomic.Bool  // set at shutdown: no longer ready
 }
 
 // buildOptions says what a command needs of the app.
@@ -56,6 +57,16 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		a.close()
 		return nil, err
 	}
+	var verifier extauthz.Verifier = v
+	if tc := cfg.Token.Cache; tc.On() {
+		a.cache = token.NewCache(v, token.CacheConfig{
+			MaxEntries:  tc.MaxEntries,
+			MaxBytes:    tc.MaxBytes,
+			MaxTTL:      time.Duration(tc.MaxTTL),
+			NegativeTTL: tc.Negative(),
+		})
+		verifier = a.cache
+	}
 	if a.policy, err = a.policySource(ctx, cfg, log, o.watch); err != nil {
 		a.close()
 		return nil, err
@@ -83,7 +94,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		AllowDryRunRoutes: cfg.Routes.AllowDryRun,
 		DecisionLog:       dlog,
 		DefaultRule:       cfg.Policy.Decision,
-	}, v, a.policy, log)
+	}, verifier, a.policy, log)
 	if err != nil {
 		a.close()
 		return nil, err

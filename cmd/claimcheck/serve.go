@@ -83,6 +83,11 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	srv.stop(sctx)
+	if a.cache != nil {
+		st := a.cache.Stats()
+		log.Info("token cache", "hits", st.Hits, "misses", st.Misses, "negative_hits", st.NegativeHits,
+			"evictions", st.Evictions, "entries", st.Entries, "bytes", st.Bytes)
+	}
 	log.Info("stopped")
 	return exitOK
 }

@@ -138,7 +138,29 @@ type Token struct {
 	Realm string `yaml:"realm"`
 	// MaxSize is the largest accepted token in bytes. Default 16384.
 	MaxSize int `yaml:"max_size"`
+	// Cache remembers verified tokens (and, briefly, rejected ones).
+	Cache Cache `yaml:"cache"`
 }
+
+// Cache bounds the verified-token cache.
+type Cache struct {
+	Enabled     *bool     `yaml:"enabled"`      // default true
+	MaxEntries  int       `yaml:"max_entries"`  // default 10000
+	MaxBytes    int64     `yaml:"max_bytes"`    // default 32 MiB
+	MaxTTL      Duration  `yaml:"max_ttl"`      // default 5m; entries live until min(exp, max_ttl)
+	NegativeTTL *Duration `yaml:"negative_ttl"` // default 10s; 0s disables the negative cache
+}
+
+// Negative is the negative cache's TTL.
+func (c Cache) Negative() time.Duration {
+	if c.NegativeTTL == nil {
+		return DefaultNegativeTTL
+	}
+	return time.Duration(*c.NegativeTTL)
+}
+
+// On reports whether the cache is enabled.
+func (c Cache) On() bool { return c.Enabled == nil || *c.Enabled }
 
 // Source is one place a token may be: exactly one of Header, Query, Cookie.
 type Source struct {
@@ -268,6 +290,10 @@ const (
 	DefaultMaxRefresh    = time.Hour
 	DefaultFetchTimeout  = 5 * time.Second
 	DefaultPolicyTimeout = 100 * time.Millisecond
+	DefaultCacheEntries  = 10000
+	DefaultCacheBytes    = 32 << 20
+	DefaultCacheTTL      = 5 * time.Minute
+	DefaultNegativeTTL   = 10 * time.Second
 	maxPolicyTimeout     = 10 * time.Second
 	minRefreshFloor      = time.Second
 	maxRefreshCeiling    = 24 * time.Hour
@@ -336,6 +362,17 @@ func (c *Config) setDefaults(dir string) {
 	}
 	if c.Token.MaxSize == 0 {
 		c.Token.MaxSize = DefaultMaxSize
+	}
+	if tc := &c.Token.Cache; tc.On() {
+		if tc.MaxEntries == 0 {
+			tc.MaxEntries = DefaultCacheEntries
+		}
+		if tc.MaxBytes == 0 {
+			tc.MaxBytes = DefaultCacheBytes
+		}
+		if tc.MaxTTL == 0 {
+			tc.MaxTTL = Duration(DefaultCacheTTL)
+		}
 	}
 	if c.Policy.Decision == "" {
 		c.Policy.Decision = DefaultDecision
@@ -455,6 +492,20 @@ func (c *Config) validate() error {
 	}
 	if c.Token.MaxSize < 1024 || c.Token.MaxSize > 1<<20 {
 		p.add("token.max_size", "expected a size in bytes between 1024 and 1048576, got %d", c.Token.MaxSize)
+	}
+	if tc := c.Token.Cache; tc.On() {
+		if tc.MaxEntries < 1 || tc.MaxEntries > 10_000_000 {
+			p.add("token.cache.max_entries", "expected 1 to 10000000 entries, got %d", tc.MaxEntries)
+		}
+		if tc.MaxBytes < 1<<20 {
+			p.add("token.cache.max_bytes", "expected at least 1048576 bytes, got %d", tc.MaxBytes)
+		}
+		if d := time.Duration(tc.MaxTTL); d <= 0 || d > 24*time.Hour {
+			p.add("token.cache.max_ttl", "expected a duration above 0s and at most 24h, got %s", d)
+		}
+		if d := tc.Negative(); d < 0 || d > time.Minute {
+			p.add("token.cache.negative_ttl", "expected a duration from 0s (off) to 1m, got %s", d)
+		}
 	}
 	if strings.ContainsAny(c.Token.Realm, "\"\\\r\n") {
 		p.add("token.realm", "must not contain quotes, backslashes or line breaks")
@@ -726,6 +777,7 @@ var yamlTypeNames = map[string]string{
 	"config.Issuer":      "issuers[]",
 	"config.Token":       "token",
 	"config.Source":      "token.sources[]",
+	"config.Cache":       "token.cache",
 	"config.Policy":      "policy",
 	"config.Forward":     "forward",
 	"config.Bundle":      "policy.bundle",

@@ -152,6 +152,10 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "sample rate zero", append: "decision_log: {output: stdout, sample_rate: 0}\n", want: []string{"decision_log.sample_rate"}},
 		{name: "sample rate above one", append: "decision_log: {sample_rate: 1.5}\n", want: []string{"decision_log.sample_rate"}},
 		{name: "upload without url", append: "decision_log: {upload: {resource: /logs}}\n", want: []string{"decision_log.upload.url"}},
+		{name: "cache without entries", append: "token: {cache: {max_entries: -1}}\n", want: []string{"token.cache.max_entries"}},
+		{name: "cache too small", append: "token: {cache: {max_bytes: 100}}\n", want: []string{"token.cache.max_bytes"}},
+		{name: "negative ttl too long", append: "token: {cache: {negative_ttl: 1h}}\n", want: []string{"token.cache.negative_ttl"}},
+		{name: "unknown cache field", append: "token: {cache: {size: 1}}\n", want: []string{`unknown field "size" in token.cache`}},
 		{name: "unknown routes field", append: "routes: {allow_everything: true}\n", want: []string{`unknown field "allow_everything" in routes`}},
 		{name: "empty file", replace: [2]string{validYAML, ""}, want: []string{"empty"}},
 	}
@@ -264,6 +268,27 @@ func TestListenersAndTrustedProxies(t *testing.T) {
 	}
 	if c.Listen.Admin != AdminOff || c.Listen.GRPC != "" {
 		t.Errorf("listen = %+v", c.Listen)
+	}
+}
+
+func TestTokenCacheDefaults(t *testing.T) {
+	dir := dirWithFiles(t)
+	c, err := Parse([]byte(validYAML), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := c.Token.Cache
+	if !tc.On() || tc.MaxEntries != DefaultCacheEntries || tc.MaxBytes != DefaultCacheBytes ||
+		time.Duration(tc.MaxTTL) != DefaultCacheTTL || tc.Negative() != DefaultNegativeTTL {
+		t.Errorf("cache defaults = %+v", tc)
+	}
+	c, err = Parse([]byte(validYAML+"token: {cache: {negative_ttl: 0s}}\n"), dir)
+	if err != nil || c.Token.Cache.Negative() != 0 {
+		t.Errorf("negative_ttl: 0s = %v, %v", c.Token.Cache.Negative(), err)
+	}
+	c, err = Parse([]byte(validYAML+"token: {cache: {enabled: false, max_entries: -5}}\n"), dir)
+	if err != nil || c.Token.Cache.On() {
+		t.Errorf("a disabled cache: %+v, %v", c.Token.Cache, err)
 	}
 }
 

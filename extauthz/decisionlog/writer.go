@@ -135,6 +135,10 @@ func NewLogger(w *Writer, sink Sink, rate float64, redact Redactor, log *slog.Lo
 	return &Logger{writer: w, sink: sink, rate: rate, redact: redact, log: log, nowFunc: time.Now}
 }
 
+// NeedsInput reports whether decisions must carry their input document: only
+// uploads send it.
+func (l *Logger) NeedsInput() bool { return l.sink != nil }
+
 // LogDecision implements extauthz.DecisionLogger.
 func (l *Logger) LogDecision(ctx context.Context, d *extauthz.Decision) {
 	if !l.sampled(d.ID) {
