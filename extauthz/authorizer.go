@@ -61,6 +61,8 @@ type Policy interface {
 	Eval(ctx context.Context, input ast.Value) (policy.Result, error)
 	EvalRule(ctx context.Context, rule string, input ast.Value) (policy.Result, error)
 	Revision() string
+	// UsesInput reports whether the policy may read input[key].
+	UsesInput(key string) bool
 }
 
 // PolicySource gives the policy in force, which may change between Checks
@@ -223,7 +225,7 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 	d = a.check(ctx, req, explain || a.logInput)
 	if explain && d.Input == nil {
 		if r, err := parseRequest(req); err == nil {
-			if v, err := buildInput(req, r, nil); err == nil {
+			if v, err := buildInput(req, r, nil, true); err == nil {
 				d.Input = inputMap(v)
 			}
 		}
@@ -294,7 +296,9 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 		return a.unavailable(ReasonNoPolicy, "the policy has not loaded yet")
 	}
 
-	v, err := buildInput(req, r, tok)
+	// input.attributes (opa-envoy-plugin's shape) is the costliest part of
+	// the input: build it only for policies that can read it.
+	v, err := buildInput(req, r, tok, wantInput || p.UsesInput("attributes"))
 	if err != nil {
 		return a.unavailable(ReasonInternal, err.Error())
 	}

@@ -42,6 +42,7 @@ type fakePolicy struct {
 	rules map[string]func(input map[string]any) (policy.Result, error)
 	input map[string]any
 	rule  string
+	reads map[string]bool // nil: every key
 }
 
 func (f *fakePolicy) Eval(ctx context.Context, v ast.Value) (policy.Result, error) {
@@ -65,6 +66,9 @@ func (f *fakePolicy) EvalRule(_ context.Context, rule string, v ast.Value) (poli
 }
 
 func (f *fakePolicy) Revision() string { return "rev-1" }
+
+// UsesInput is true unless the test names the keys the policy reads.
+func (f *fakePolicy) UsesInput(key string) bool { return f.reads == nil || f.reads[key] }
 
 func allowAll(map[string]any) (policy.Result, error) { return policy.Result{Allowed: true}, nil }
 
@@ -605,5 +609,23 @@ func TestDecisionCarriesRequestAndID(t *testing.T) {
 	}
 	if len(rec.decisions) != 2 {
 		t.Errorf("logged %d decisions, want 2", len(rec.decisions))
+	}
+}
+
+func TestAttributesBuiltOnlyForPoliciesThatReadThem(t *testing.T) {
+	for _, reads := range []map[string]bool{{"token": true}, {"attributes": true}, nil} {
+		p := &fakePolicy{fn: allowAll, reads: reads}
+		d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
+			Check(context.Background(), httpRequest("GET", "/orders", bearer("good")))
+		if !d.Allowed {
+			t.Fatalf("denied: %s", d.Reason)
+		}
+		_, built := p.input["attributes"]
+		if want := reads == nil || reads["attributes"]; built != want {
+			t.Errorf("policy reading %v: input.attributes built = %v, want %v", reads, built, want)
+		}
+		if _, ok := p.input["request"]; !ok {
+			t.Errorf("policy reading %v: input.request missing", reads)
+		}
 	}
 }

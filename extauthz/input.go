@@ -95,7 +95,7 @@ var (
 // no JSON round trip and no ast.InterfaceToValue. Decision.Input, the same
 // document as Go values, is derived from it only when something reads it
 // (see Authorizer.needInput).
-func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token) (ast.Object, error) {
+func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, withAttributes bool) (ast.Object, error) {
 	attrs := req.GetAttributes()
 	query := valuesTerm(r.query)
 	pairs := make([][2]*ast.Term, 0, 9)
@@ -124,11 +124,13 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token) (ast.Obj
 		}
 		pairs = append(pairs, [2]*ast.Term{kToken, t})
 	}
-	a, err := attributesTerm(attrs)
-	if err != nil {
-		return nil, err
+	if withAttributes {
+		a, err := attributesTerm(attrs)
+		if err != nil {
+			return nil, err
+		}
+		pairs = append(pairs, [2]*ast.Term{kAttributes, a})
 	}
-	pairs = append(pairs, [2]*ast.Term{kAttributes, a})
 	return ast.NewObject(pairs...), nil
 }
 

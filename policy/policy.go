@@ -170,6 +170,7 @@ type Engine struct {
 	timeout  time.Duration
 	logger   *slog.Logger
 	caps     *ast.Capabilities
+	inputs   inputUse
 
 	mu    sync.RWMutex
 	rules map[string]*ruleQuery // by EvalRule's rule argument
@@ -257,6 +258,7 @@ func compile(ctx context.Context, modules map[string]*ast.Module, store storage.
 		revision: revision,
 		timeout:  o.evalTimeout,
 		caps:     caps,
+		inputs:   analyseInput(compiler.Modules),
 		logger:   o.logger,
 		rules:    make(map[string]*ruleQuery),
 	}
