@@ -257,7 +257,9 @@ func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *De
 		}
 	}
 	d.Latency = time.Since(start)
-	a.log.Debug("decision", "id", d.ID, "allowed", d.Allowed, "status", d.Status, "reason", d.Reason, "dry_run", d.DryRun)
+	if a.log.Enabled(ctx, slog.LevelDebug) { // spares the hot path the argument boxing
+		a.log.Debug("decision", "id", d.ID, "allowed", d.Allowed, "status", d.Status, "reason", d.Reason, "dry_run", d.DryRun)
+	}
 	if a.cfg.DecisionLog != nil {
 		a.cfg.DecisionLog.LogDecision(ctx, d)
 	}

@@ -118,7 +118,7 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, withAttr
 		[2]*ast.Term{kVersion, versionTerm},
 	)
 	if tok != nil {
-		t, err := tokenTerm(tok)
+		t, err := memoTokenTerm(tok)
 		if err != nil {
 			return nil, fmt.Errorf("policy input: token: %w", err)
 		}
@@ -132,6 +132,20 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, withAttr
 		pairs = append(pairs, [2]*ast.Term{kAttributes, a})
 	}
 	return ast.NewObject(pairs...), nil
+}
+
+// memoTokenTerm is tokenTerm computed once per verified token: a cache hit
+// returns the same *token.Token, and OPA only reads input values.
+func memoTokenTerm(t *token.Token) (*ast.Term, error) {
+	type result struct {
+		term *ast.Term
+		err  error
+	}
+	r := t.Memo(func() any {
+		term, err := tokenTerm(t)
+		return result{term, err}
+	}).(result)
+	return r.term, r.err
 }
 
 func tokenTerm(t *token.Token) (*ast.Term, error) {

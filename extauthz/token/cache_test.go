@@ -557,3 +557,27 @@ func BenchmarkCacheVerify(b *testing.B) {
 		})
 	}
 }
+
+// TestMemoIsSharedByCacheHits: work derived from a verified token is done
+// once, however many hits return it; a fresh verification starts anew.
+func TestMemoIsSharedByCacheHits(t *testing.T) {
+	f := newCacheFixture(t, token.CacheConfig{})
+	raw := f.mint(t, nil)
+	calls := 0
+	derive := func() any { calls++; return calls }
+	for range 3 {
+		tok, err := f.c.Verify(context.Background(), raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tok.Memo(derive); got != 1 {
+			t.Fatalf("Memo = %v, want the first result", got)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("derived %d times over 3 hits, want 1", calls)
+	}
+	if got := (&token.Token{}).Memo(derive); got != 2 {
+		t.Errorf("a token not made by Verify: Memo = %v, want a fresh result", got)
+	}
+}

@@ -35,6 +35,8 @@ type Token struct {
 	// KeyID is the kid of the key that verified the signature; empty for a
 	// key without one.
 	KeyID string
+
+	memo *memo // see Memo
 }
 
 // KeySource gives an issuer's current verification keys.
@@ -214,6 +216,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 		Scopes: c.scopes,
 		Expiry: c.exp,
 		KeyID:  kid,
+		memo:   new(memo),
 	}, nil
 }
 
