@@ -203,28 +203,10 @@ func allows(t *testing.T, e *Engine, client string) bool {
 	return res.Allowed
 }
 
-// syncLog is a log destination safe for concurrent writes.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestBundleActivatesAndReplacesEngine(t *testing.T) {
 	srv, hs := newBundleServer(t)
 	var reports bundleReports
-	var logs syncLog
+	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := newTestBundle(t, hs, BundleConfig{}, OnReload(reports.record), WithLogger(logger))
 
