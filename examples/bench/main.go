@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"debug/buildinfo"
@@ -49,6 +50,7 @@ type options struct {
 	rate        float64
 	coldPool    int
 	scenarios   []string
+	nullProcess bool
 }
 
 func main() {
@@ -64,7 +66,12 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 0, "requests/s of the fixed-rate (open-loop) step; 0: half of claimcheck's measured warm saturation")
 	flag.IntVar(&o.coldPool, "cold-pool", 0, "distinct tokens pre-minted for each cold scenario; 0: 1.2 × warm claimcheck req/s × duration × rounds")
 	flag.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run (always in this order): "+strings.Join(allScenarios, ", "))
+	flag.BoolVar(&o.nullProcess, "null-process", false, "run the null server in a child process, so that both targets pay the same cross-process cost")
+	serveNull := flag.Bool("serve-null", false, "internal: serve the null ext_authz server and print its address (used by -null-process)")
 	flag.Parse()
+	if *serveNull {
+		os.Exit(runNullServer())
+	}
 	var asked []string
 	for s := range strings.SplitSeq(scenarios, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -209,21 +216,18 @@ log:
 		}
 	}()
 
-	// The null server.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	// The null server, in this process or in a child.
+	nullAddr, stopNull, err := startNull(o.nullProcess)
 	if err != nil {
 		return err
 	}
-	null := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(null, nullAuthorizer{})
-	go null.Serve(lis)
-	defer null.Stop()
+	defer stopNull()
 
 	targets := make([]*target, 2)
 	for i, t := range []struct {
 		name, addr string
 		claimcheck bool
-	}{{"null", lis.Addr().String(), false}, {"claimcheck", grpcAddr, true}} {
+	}{{"null", nullAddr, false}, {"claimcheck", grpcAddr, true}} {
 		tg := &target{name: t.name, claimcheck: t.claimcheck}
 		for range o.conns {
 			conn, err := grpc.NewClient("passthrough:///"+t.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -416,6 +420,11 @@ func (b *benchmark) report(bin string) {
 	fmt.Printf("- Go: harness %s; claimcheck %s\n", runtime.Version(), binaryInfo(bin))
 	fmt.Printf("- Load: %d workers over %d gRPC connections per target; runs of %v after %v of warm-up; rounds: %d (null and claimcheck alternately)\n",
 		b.o.concurrency, b.o.conns, b.o.duration, b.o.warmup, b.o.rounds)
+	where := "inside the harness process"
+	if b.o.nullProcess {
+		where = "in its own process (-null-process)"
+	}
+	fmt.Printf("- Null server: %s\n", where)
 	fmt.Println()
 	if len(b.order) > 0 {
 		t := table{header: []string{"Scenario", "Target", "req/s", "per round", "p50", "p90", "p99", "claimcheck/null"}}
@@ -457,6 +466,67 @@ func (b *benchmark) report(bin string) {
 		fmt.Print(t.String())
 		fmt.Println()
 	}
+}
+
+// startNull starts the null server in this process, or as a child process
+// of this same program (-serve-null), and returns its address.
+func startNull(child bool) (addr string, stop func(), err error) {
+	if !child {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+		null := grpc.NewServer()
+		authv3.RegisterAuthorizationServer(null, nullAuthorizer{})
+		go null.Serve(lis)
+		return lis.Addr().String(), null.Stop, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self, "-serve-null")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return "", nil, fmt.Errorf("null server process: %w", err)
+	}
+	return strings.TrimSpace(line), stop, nil
+}
+
+// runNullServer serves the null server until SIGTERM, after printing its
+// address on standard output.
+func runNullServer() int {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: null server:", err)
+		return 1
+	}
+	null := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(null, nullAuthorizer{})
+	fmt.Println(lis.Addr().String())
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		null.Stop()
+	}()
+	if err := null.Serve(lis); err != nil {
+		return 1
+	}
+	return 0
 }
 
 // nullAuthorizer answers every Check with OK and does nothing else: it
