@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -391,42 +389,22 @@ func bundleRevision(sources map[string][]byte, data map[string]any) (string, err
 // opaConfig returns the OPA configuration for cfg: one service, the
 // bundle and, for signed bundles, the key.
 func (cfg BundleConfig) opaConfig() ([]byte, error) {
-	u, err := url.Parse(cfg.URL)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("url: %w", err)
-	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
-		return nil, fmt.Errorf("url %q: want an http:// or https:// URL", cfg.URL)
-	case cfg.Resource == "":
+	if cfg.Resource == "" {
 		return nil, errors.New("resource: want the bundle's path on the service, e.g. bundles/authz.tar.gz")
 	}
-	minDelay, maxDelay := cfg.MinDelay, cfg.MaxDelay
-	if minDelay == 0 {
-		minDelay = DefaultBundleMinDelay
-	}
-	if maxDelay == 0 {
-		maxDelay = max(DefaultBundleMaxDelay, minDelay)
-	}
-	if minDelay < 0 || maxDelay < minDelay {
-		return nil, fmt.Errorf("delays: want 0 < min_delay (%v) <= max_delay (%v)", cfg.MinDelay, cfg.MaxDelay)
-	}
-
-	service := map[string]any{"url": cfg.URL}
-	if cfg.BearerTokenFile != "" {
-		if _, err := os.Stat(cfg.BearerTokenFile); err != nil {
-			return nil, fmt.Errorf("bearer token file: %w", err)
-		}
-		service["credentials"] = map[string]any{
-			"bearer": map[string]any{"token_path": cfg.BearerTokenFile},
-		}
+	service, minDelay, maxDelay, err := OPAService{
+		URL: cfg.URL, BearerTokenFile: cfg.BearerTokenFile, MinDelay: cfg.MinDelay, MaxDelay: cfg.MaxDelay,
+	}.Config(DefaultBundleMinDelay, DefaultBundleMaxDelay)
+	if err != nil {
+		return nil, err
 	}
 	source := map[string]any{
 		"service":  bundleService,
 		"resource": cfg.Resource,
 		"persist":  false,
 		"polling": map[string]any{
-			"min_delay_seconds": wholeSeconds(minDelay),
-			"max_delay_seconds": wholeSeconds(maxDelay),
+			"min_delay_seconds": minDelay,
+			"max_delay_seconds": maxDelay,
 		},
 	}
 	conf := map[string]any{
@@ -513,9 +491,4 @@ func signatureAlgorithm(pemData []byte, alg string) (string, error) {
 		return alg, nil
 	}
 	return "", fmt.Errorf("algorithm %q does not fit the key, want one of %s", alg, strings.Join(fits, ", "))
-}
-
-// wholeSeconds rounds d up to whole seconds.
-func wholeSeconds(d time.Duration) int64 {
-	return int64(math.Ceil(d.Seconds()))
 }

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/url"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +16,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/plugins/logs"
 	"github.com/open-policy-agent/opa/v1/server"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/claimcheck/claimcheck/policy"
 )
 
 // Upload defaults: OPA's decision log reporting delays, and a bound on the
@@ -102,13 +102,6 @@ func NewUploader(ctx context.Context, cfg UploadConfig, log *slog.Logger) (*Uplo
 // opaConfig returns the OPA configuration for cfg: one service and the
 // decision log plugin reporting to it.
 func (cfg UploadConfig) opaConfig() ([]byte, error) {
-	u, err := url.Parse(cfg.URL)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("url: %w", err)
-	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
-		return nil, fmt.Errorf("url %q: want an http:// or https:// URL", cfg.URL)
-	}
 	resource := cfg.Resource
 	if resource == "" {
 		resource = DefaultUploadResource
@@ -116,25 +109,11 @@ func (cfg UploadConfig) opaConfig() ([]byte, error) {
 	if _, err := url.Parse(resource); err != nil {
 		return nil, fmt.Errorf("resource: %w", err)
 	}
-	minDelay, maxDelay := cfg.MinDelay, cfg.MaxDelay
-	if minDelay == 0 {
-		minDelay = DefaultUploadMinDelay
-	}
-	if maxDelay == 0 {
-		maxDelay = max(DefaultUploadMaxDelay, minDelay)
-	}
-	if minDelay < 0 || maxDelay < minDelay {
-		return nil, fmt.Errorf("delays: want 0 < min_delay (%v) <= max_delay (%v)", cfg.MinDelay, cfg.MaxDelay)
-	}
-
-	service := map[string]any{"url": cfg.URL}
-	if cfg.BearerTokenFile != "" {
-		if _, err := os.Stat(cfg.BearerTokenFile); err != nil {
-			return nil, fmt.Errorf("bearer token file: %w", err)
-		}
-		service["credentials"] = map[string]any{
-			"bearer": map[string]any{"token_path": cfg.BearerTokenFile},
-		}
+	service, minDelay, maxDelay, err := policy.OPAService{
+		URL: cfg.URL, BearerTokenFile: cfg.BearerTokenFile, MinDelay: cfg.MinDelay, MaxDelay: cfg.MaxDelay,
+	}.Config(DefaultUploadMinDelay, DefaultUploadMaxDelay)
+	if err != nil {
+		return nil, err
 	}
 	return json.Marshal(map[string]any{
 		"services": map[string]any{"decision-logs": service},
@@ -142,17 +121,12 @@ func (cfg UploadConfig) opaConfig() ([]byte, error) {
 			"service":  "decision-logs",
 			"resource": resource,
 			"reporting": map[string]any{
-				"min_delay_seconds":       seconds(minDelay),
-				"max_delay_seconds":       seconds(maxDelay),
+				"min_delay_seconds":       minDelay,
+				"max_delay_seconds":       maxDelay,
 				"buffer_size_limit_bytes": uploadBufferLimitBytes,
 			},
 		},
 	})
-}
-
-// seconds rounds d up to whole seconds.
-func seconds(d time.Duration) int64 {
-	return int64(math.Ceil(d.Seconds()))
 }
 
 // Log queues e for upload. It returns an error when the Uploader is closed
