@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/config"
 	"github.com/claimcheck/claimcheck/extauthz/decisionlog"
@@ -24,19 +26,21 @@ type app struct {
 	remotes    []remoteKeys   // fetched key sets, for readiness
 	closers    []io.Closer
 	cache      *token.Cache // nil when token.cache is off
-	stopping   atomic.Bool  // set at shutdown: no longer ready
+	offline    bool
+	stopping   atomic.Bool // set at shutdown: no longer ready
 }
 
 // buildOptions says what a command needs of the app.
 type buildOptions struct {
 	watch       bool // reload policy files on change
 	decisionLog bool // record decisions as configured
+	offline     bool // fetch nothing: no remote keys, no bundles (validate)
 }
 
 // build loads keys and policy for cfg. Remote key sets and bundles load in
 // the background; ready reports when all have.
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOptions) (*app, error) {
-	a := &app{}
+	a := &app{offline: o.offline}
 	issuers := make([]token.Issuer, 0, len(cfg.Issuers))
 	for _, ic := range cfg.Issuers {
 		src, err := a.keySource(ctx, ic, log)
@@ -133,6 +137,9 @@ func (a *app) remote(ctx context.Context, ic config.Issuer, log *slog.Logger) (t
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
 	}
+	if a.offline {
+		return unfetchedKeys{}, nil
+	}
 	r, err := keys.NewRemote(ctx, keys.RemoteConfig{
 		Issuer:            ic.Issuer,
 		JWKSURI:           ic.JWKSURI,
@@ -151,6 +158,15 @@ func (a *app) remote(ctx context.Context, ic config.Issuer, log *slog.Logger) (t
 	a.closers = append(a.closers, r)
 	return r, nil
 }
+
+// unfetchedKeys stands in for a fetched key set when nothing may be fetched.
+type unfetchedKeys struct{}
+
+func (unfetchedKeys) Keys(context.Context) (jwk.Set, error) {
+	return nil, fmt.Errorf("%w: not fetched (offline)", token.ErrKeysUnavailable)
+}
+
+func (u unfetchedKeys) Refresh(ctx context.Context) (jwk.Set, error) { return u.Keys(ctx) }
 
 // remoteKeys is an issuer's fetched key set; a required one must load
 // within wait before serving starts.
@@ -191,6 +207,8 @@ func (a *app) policySource(ctx context.Context, cfg *config.Config, log *slog.Lo
 	}
 	files := policy.Config{Paths: cfg.Policy.Paths, Decision: cfg.Policy.Decision}
 	switch {
+	case cfg.Policy.Bundle != nil && a.offline:
+		return extauthz.StaticPolicy(nil), nil
 	case cfg.Policy.Bundle != nil:
 		bc := cfg.Policy.Bundle
 		b, err := policy.NewBundle(ctx, policy.BundleConfig{

@@ -356,3 +356,27 @@ func TestCheckExplainAndRouteRule(t *testing.T) {
 		t.Errorf("a bad explain mode: exit %d", code)
 	}
 }
+
+// TestValidateFetchesNothing: validate checks remote issuers and bundles
+// without a single request to them.
+func TestValidateFetchesNothing(t *testing.T) {
+	idp := tokentest.NewJWKSServer(t, tokentest.NewECKey(t, "k1"))
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte(`listen: {grpc: "127.0.0.1:0"}
+issuers:
+  - {issuer: `+idp.URL+`, audiences: [a]}
+  - {issuer: https://other.example.com, audiences: [a], jwks_uri: `+idp.JWKSURI()+`, allow_insecure_http: true}
+policy: {bundle: {url: `+idp.URL+`, resource: bundles/authz.tar.gz}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "", "validate", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	time.Sleep(200 * time.Millisecond) // time for a stray background fetch to show
+	if n := idp.Requests() + idp.DiscoveryRequests(); n != 0 {
+		t.Errorf("validate made %d requests", n)
+	}
+}

@@ -191,7 +191,7 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 	// Remote keys are not fetched: validate checks the files, not the network.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a, err := build(ctx, cfg, slog.New(slog.DiscardHandler), buildOptions{})
+	a, err := build(ctx, cfg, slog.New(slog.DiscardHandler), buildOptions{offline: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "claimcheck: config %s: %v\n", *cfgPath, err)
 		return exitUsage
