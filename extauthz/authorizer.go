@@ -61,8 +61,9 @@ type Policy interface {
 	Eval(ctx context.Context, input ast.Value) (policy.Result, error)
 	EvalRule(ctx context.Context, rule string, input ast.Value) (policy.Result, error)
 	Revision() string
-	// UsesInput reports whether the policy may read input[key].
-	UsesInput(key string) bool
+	// UsesInput reports whether the policy may read input at path (one or
+	// two keys, e.g. "attributes" or "request", "headers").
+	UsesInput(path ...string) bool
 }
 
 // PolicySource gives the policy in force, which may change between Checks
@@ -225,7 +226,7 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 	d = a.check(ctx, req, explain || a.logInput)
 	if explain && d.Input == nil {
 		if r, err := parseRequest(req); err == nil {
-			if v, err := buildInput(req, r, nil, true); err == nil {
+			if v, err := buildInput(req, r, nil, allParts); err == nil {
 				d.Input = inputMap(v)
 			}
 		}
@@ -298,9 +299,14 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 		return a.unavailable(ReasonNoPolicy, "the policy has not loaded yet")
 	}
 
-	// input.attributes (opa-envoy-plugin's shape) is the costliest part of
-	// the input: build it only for policies that can read it.
-	v, err := buildInput(req, r, tok, wantInput || p.UsesInput("attributes"))
+	// input.attributes (opa-envoy-plugin's shape) and the request headers
+	// are the costliest parts of the input: build them only for policies
+	// that can read them.
+	parts := allParts
+	if !wantInput {
+		parts = inputParts{attributes: p.UsesInput("attributes"), headers: p.UsesInput("request", "headers")}
+	}
+	v, err := buildInput(req, r, tok, parts)
 	if err != nil {
 		return a.unavailable(ReasonInternal, err.Error())
 	}

@@ -67,8 +67,11 @@ func (f *fakePolicy) EvalRule(_ context.Context, rule string, v ast.Value) (poli
 
 func (f *fakePolicy) Revision() string { return "rev-1" }
 
-// UsesInput is true unless the test names the keys the policy reads.
-func (f *fakePolicy) UsesInput(key string) bool { return f.reads == nil || f.reads[key] }
+// UsesInput is true unless the test names the paths the policy reads
+// ("attributes", "request.headers").
+func (f *fakePolicy) UsesInput(path ...string) bool {
+	return f.reads == nil || f.reads[strings.Join(path, ".")]
+}
 
 func allowAll(map[string]any) (policy.Result, error) { return policy.Result{Allowed: true}, nil }
 
@@ -612,8 +615,8 @@ func TestDecisionCarriesRequestAndID(t *testing.T) {
 	}
 }
 
-func TestAttributesBuiltOnlyForPoliciesThatReadThem(t *testing.T) {
-	for _, reads := range []map[string]bool{{"token": true}, {"attributes": true}, nil} {
+func TestCostlyInputPartsBuiltOnlyForPoliciesThatReadThem(t *testing.T) {
+	for _, reads := range []map[string]bool{{"token": true}, {"attributes": true}, {"request.headers": true}, nil} {
 		p := &fakePolicy{fn: allowAll, reads: reads}
 		d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
 			Check(context.Background(), httpRequest("GET", "/orders", bearer("good")))
@@ -624,8 +627,13 @@ func TestAttributesBuiltOnlyForPoliciesThatReadThem(t *testing.T) {
 		if want := reads == nil || reads["attributes"]; built != want {
 			t.Errorf("policy reading %v: input.attributes built = %v, want %v", reads, built, want)
 		}
-		if _, ok := p.input["request"]; !ok {
-			t.Errorf("policy reading %v: input.request missing", reads)
+		req, ok := p.input["request"].(map[string]any)
+		if !ok || req["method"] != "GET" {
+			t.Fatalf("policy reading %v: input.request = %v", reads, p.input["request"])
+		}
+		_, built = req["headers"]
+		if want := reads == nil || reads["request.headers"]; built != want {
+			t.Errorf("policy reading %v: input.request.headers built = %v, want %v", reads, built, want)
 		}
 	}
 }

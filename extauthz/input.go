@@ -95,21 +95,35 @@ var (
 // no JSON round trip and no ast.InterfaceToValue. Decision.Input, the same
 // document as Go values, is derived from it only when something reads it
 // (see Authorizer.needInput).
-func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, withAttributes bool) (ast.Object, error) {
+// inputParts says which costly parts of the input to build; a policy that
+// cannot read a part does not get it.
+type inputParts struct {
+	attributes bool // input.attributes, opa-envoy-plugin's shape
+	headers    bool // input.request.headers
+}
+
+// allParts is the whole input, for tools and decision log uploads.
+var allParts = inputParts{attributes: true, headers: true}
+
+func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, parts inputParts) (ast.Object, error) {
 	attrs := req.GetAttributes()
 	query := valuesTerm(r.query)
+	request := make([][2]*ast.Term, 0, 8)
+	request = append(request,
+		[2]*ast.Term{kMethod, ast.StringTerm(r.method)},
+		[2]*ast.Term{kPath, ast.StringTerm(r.path)},
+		[2]*ast.Term{kQuery, query},
+		[2]*ast.Term{kHost, ast.StringTerm(r.host)},
+		[2]*ast.Term{kScheme, ast.StringTerm(r.scheme)},
+		[2]*ast.Term{kProtocol, ast.StringTerm(r.protocol)},
+		[2]*ast.Term{kID, ast.StringTerm(r.id)},
+	)
+	if parts.headers {
+		request = append(request, [2]*ast.Term{kHeaders, stringMapTerm(r.headers)})
+	}
 	pairs := make([][2]*ast.Term, 0, 9)
 	pairs = append(pairs,
-		[2]*ast.Term{kRequest, ast.ObjectTerm(
-			[2]*ast.Term{kMethod, ast.StringTerm(r.method)},
-			[2]*ast.Term{kPath, ast.StringTerm(r.path)},
-			[2]*ast.Term{kQuery, query},
-			[2]*ast.Term{kHeaders, stringMapTerm(r.headers)},
-			[2]*ast.Term{kHost, ast.StringTerm(r.host)},
-			[2]*ast.Term{kScheme, ast.StringTerm(r.scheme)},
-			[2]*ast.Term{kProtocol, ast.StringTerm(r.protocol)},
-			[2]*ast.Term{kID, ast.StringTerm(r.id)},
-		)},
+		[2]*ast.Term{kRequest, ast.ObjectTerm(request...)},
 		[2]*ast.Term{kSource, peerTerm(attrs.GetSource())},
 		[2]*ast.Term{kDestination, peerTerm(attrs.GetDestination())},
 		[2]*ast.Term{kContextExtensions, stringMapTerm(attrs.GetContextExtensions())},
@@ -124,7 +138,7 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, withAttr
 		}
 		pairs = append(pairs, [2]*ast.Term{kToken, t})
 	}
-	if withAttributes {
+	if parts.attributes {
 		a, err := attributesTerm(attrs)
 		if err != nil {
 			return nil, err

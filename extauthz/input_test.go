@@ -318,7 +318,7 @@ func TestInputMatchesReferenceBuilder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := buildInput(req, r, tok, true)
+			got, err := buildInput(req, r, tok, allParts)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}

@@ -1,17 +1,24 @@
 package policy
 
-import "github.com/open-policy-agent/opa/v1/ast"
+import (
+	"strings"
 
-// inputUse is what a compiled policy reads of input: the top-level keys it
-// names, or everything when it uses input whole or with a computed key.
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// inputUse is what a compiled policy reads of input, two levels deep: the
+// paths it names (input.request and input.request.method), the keys it
+// reads whole (input.request as a value), or everything when it uses input
+// whole or with a computed key at the top.
 type inputUse struct {
-	all  bool
-	keys map[string]bool
+	all   bool
+	paths map[string]bool // "request", "request.method"
+	whole map[string]bool // "request": every key below it may be read
 }
 
 // analyseInput walks every compiled module for references to input.
 func analyseInput(modules map[string]*ast.Module) inputUse {
-	u := inputUse{keys: map[string]bool{}}
+	u := inputUse{paths: map[string]bool{}, whole: map[string]bool{}}
 	for _, m := range modules {
 		refs, vars := 0, 0
 		ast.WalkRefs(m, func(r ast.Ref) bool {
@@ -19,13 +26,7 @@ func analyseInput(modules map[string]*ast.Module) inputUse {
 				return false
 			}
 			refs++
-			if len(r) == 1 {
-				u.all = true
-			} else if s, ok := r[1].Value.(ast.String); ok {
-				u.keys[string(s)] = true
-			} else {
-				u.all = true
-			}
+			u.add(r)
 			return false
 		})
 		ast.WalkVars(m, func(v ast.Var) bool {
@@ -43,8 +44,41 @@ func analyseInput(modules map[string]*ast.Module) inputUse {
 	return u
 }
 
-// UsesInput reports whether the policy may read input[key]. It is false only
-// when no rule can: claimcheck then skips building that part of the input.
-func (e *Engine) UsesInput(key string) bool {
-	return e.inputs.all || e.inputs.keys[key]
+func (u *inputUse) add(r ast.Ref) {
+	if len(r) < 2 {
+		u.all = true
+		return
+	}
+	k1, ok := r[1].Value.(ast.String)
+	if !ok {
+		u.all = true
+		return
+	}
+	u.paths[string(k1)] = true
+	if len(r) == 2 {
+		u.whole[string(k1)] = true
+		return
+	}
+	k2, ok := r[2].Value.(ast.String)
+	if !ok {
+		u.whole[string(k1)] = true
+		return
+	}
+	u.paths[string(k1)+"."+string(k2)] = true
+}
+
+// UsesInput reports whether the policy may read input at path, given as
+// one or two keys ("attributes"; "request", "headers"). It is false only when
+// no rule can: claimcheck then skips building that part of the input.
+func (e *Engine) UsesInput(path ...string) bool {
+	u := e.inputs
+	switch {
+	case u.all:
+		return true
+	case len(path) == 1:
+		return u.paths[path[0]]
+	case len(path) == 2:
+		return u.whole[path[0]] || u.paths[strings.Join(path, ".")]
+	}
+	return true
 }

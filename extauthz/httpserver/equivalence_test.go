@@ -53,7 +53,7 @@ func (p *inputRecorder) take() map[string]any {
 	return in
 }
 
-func (p *inputRecorder) UsesInput(string) bool { return true }
+func (p *inputRecorder) UsesInput(...string) bool { return true }
 
 // oneToken verifies the token "good" and nothing else.
 type oneToken struct{}
