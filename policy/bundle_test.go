@@ -133,49 +133,19 @@ func clientsBundle(revision string, clients ...string) testBundle {
 	}
 }
 
-// bundleReports records what a Bundle reports through OnReload.
-type bundleReports struct {
-	mu   sync.Mutex
-	revs []string
-	errs []error
-}
-
-func (r *bundleReports) record(rev string, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err != nil {
-		r.errs = append(r.errs, err)
-	} else {
-		r.revs = append(r.revs, rev)
-	}
-}
-
-func (r *bundleReports) counts() (activations, failures int) {
+func (r *reloads) counts() (activations, failures int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.revs), len(r.errs)
 }
 
-func (r *bundleReports) lastError() error {
+func (r *reloads) lastError() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.errs) == 0 {
 		return nil
 	}
 	return r.errs[len(r.errs)-1]
-}
-
-// waitUntil polls cond until it holds, failing the test after a generous
-// deadline.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // newTestBundle starts a Bundle polling srv every second.
@@ -205,7 +175,7 @@ func allows(t *testing.T, e *Engine, client string) bool {
 
 func TestBundleActivatesAndReplacesEngine(t *testing.T) {
 	srv, hs := newBundleServer(t)
-	var reports bundleReports
+	var reports reloads
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := newTestBundle(t, hs, BundleConfig{}, OnReload(reports.record), WithLogger(logger))
@@ -215,7 +185,7 @@ func TestBundleActivatesAndReplacesEngine(t *testing.T) {
 	}
 
 	srv.set(clientsBundle("v1", "alice").build(t))
-	waitUntil(t, "the first bundle is activated", b.Ready)
+	eventually(t, "the first bundle is activated", b.Ready)
 	first := b.Engine()
 	if got := b.Revision(); got != "v1" {
 		t.Errorf("Revision = %q, want v1", got)
@@ -229,13 +199,13 @@ func TestBundleActivatesAndReplacesEngine(t *testing.T) {
 
 	// Unchanged bundle: OPA's plugin asks with If-None-Match, gets 304, and
 	// the Engine stays.
-	waitUntil(t, "a conditional request is answered 304", func() bool { return srv.notModifiedCount() > 0 })
+	eventually(t, "a conditional request is answered 304", func() bool { return srv.notModifiedCount() > 0 })
 	if b.Engine() != first {
 		t.Error("Engine replaced by a 304")
 	}
 
 	srv.set(clientsBundle("v2", "bob").build(t))
-	waitUntil(t, "the second bundle is activated", func() bool { return b.Revision() == "v2" })
+	eventually(t, "the second bundle is activated", func() bool { return b.Revision() == "v2" })
 	second := b.Engine()
 	if !allows(t, second, "bob") || allows(t, second, "alice") {
 		t.Error("v2 engine: want bob allowed, alice denied")
@@ -260,12 +230,12 @@ func TestBundleActivatesAndReplacesEngine(t *testing.T) {
 
 func TestBundleRevisionWithoutManifestRevision(t *testing.T) {
 	srv, hs := newBundleServer(t)
-	var reports bundleReports
+	var reports reloads
 	b := newTestBundle(t, hs, BundleConfig{}, OnReload(reports.record))
 
 	body := clientsBundle("", "alice").build(t)
 	srv.set(body)
-	waitUntil(t, "the bundle is activated", b.Ready)
+	eventually(t, "the bundle is activated", b.Ready)
 	rev := b.Revision()
 	if !regexp.MustCompile(`^[0-9a-f]{12}$`).MatchString(rev) {
 		t.Fatalf("Revision = %q, want 12 hex digits", rev)
@@ -274,13 +244,13 @@ func TestBundleRevisionWithoutManifestRevision(t *testing.T) {
 	// The same policy and data again, in a bundle with another ETag: OPA's
 	// records (ETag) change, the revision does not.
 	srv.setWithETag(body, `"another"`)
-	waitUntil(t, "the bundle is activated again", func() bool { act, _ := reports.counts(); return act == 2 })
+	eventually(t, "the bundle is activated again", func() bool { act, _ := reports.counts(); return act == 2 })
 	if got := b.Revision(); got != rev {
 		t.Errorf("Revision after re-activating the same content = %q, want %q", got, rev)
 	}
 
 	srv.set(clientsBundle("", "bob").build(t))
-	waitUntil(t, "the changed bundle is activated", func() bool { act, _ := reports.counts(); return act == 3 })
+	eventually(t, "the changed bundle is activated", func() bool { act, _ := reports.counts(); return act == 3 })
 	if got := b.Revision(); got == rev {
 		t.Errorf("Revision after a data change = %q, want another", got)
 	}
@@ -344,13 +314,13 @@ decision if count(net.lookup_ip_addr("example.com")) > 0
 			t.Parallel()
 			srv, hs := newBundleServer(t)
 			srv.set(clientsBundle("v1", "alice").build(t))
-			var reports bundleReports
+			var reports reloads
 			b := newTestBundle(t, hs, BundleConfig{}, OnReload(reports.record))
-			waitUntil(t, "the good bundle is activated", b.Ready)
+			eventually(t, "the good bundle is activated", b.Ready)
 			good := b.Engine()
 
 			srv.set(tt.body(t))
-			waitUntil(t, "the bad bundle is refused", func() bool { _, fail := reports.counts(); return fail > 0 })
+			eventually(t, "the bad bundle is refused", func() bool { _, fail := reports.counts(); return fail > 0 })
 			err := reports.lastError()
 			if !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("reported error %q, want it to contain %q", err, tt.wantErr)
@@ -456,17 +426,17 @@ func TestBundleSignatures(t *testing.T) {
 			t.Parallel()
 			srv, hs := newBundleServer(t)
 			srv.set(tt.bundle.build(t))
-			var reports bundleReports
+			var reports reloads
 			b := newTestBundle(t, hs, tt.cfg, OnReload(reports.record))
 
 			if tt.wantErr == "" {
-				waitUntil(t, "the bundle is activated", b.Ready)
+				eventually(t, "the bundle is activated", b.Ready)
 				if got := b.Revision(); got != "signed" {
 					t.Errorf("Revision = %q, want signed", got)
 				}
 				return
 			}
-			waitUntil(t, "the bundle is refused", func() bool { _, fail := reports.counts(); return fail > 0 })
+			eventually(t, "the bundle is refused", func() bool { _, fail := reports.counts(); return fail > 0 })
 			if b.Ready() {
 				t.Errorf("bundle activated (revision %q), want it refused", b.Revision())
 			}
@@ -527,7 +497,7 @@ func TestBundleEngineOutlivesClose(t *testing.T) {
 	srv, hs := newBundleServer(t)
 	b := newTestBundle(t, hs, BundleConfig{})
 	srv.set(clientsBundle("v1", "alice").build(t))
-	waitUntil(t, "the bundle is activated", b.Ready)
+	eventually(t, "the bundle is activated", b.Ready)
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -345,13 +345,7 @@ func TestNewPlacesDataLikeOPA(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeFiles(t, tt.files)
-			paths := []string{dir}
-			if tt.paths != nil {
-				paths = nil
-				for _, p := range tt.paths {
-					paths = append(paths, filepath.Join(dir, p))
-				}
-			}
+			paths := pathsIn(dir, tt.paths)
 			e, err := New(context.Background(), Config{Paths: paths, Decision: authzDecision})
 			if err != nil {
 				t.Fatalf("New: %v", err)
@@ -506,13 +500,7 @@ func TestNewRejectsBadConfigAndPolicies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeFiles(t, tt.files)
-			paths := []string{dir}
-			if tt.paths != nil {
-				paths = nil
-				for _, p := range tt.paths {
-					paths = append(paths, filepath.Join(dir, p))
-				}
-			}
+			paths := pathsIn(dir, tt.paths)
 			e, err := New(context.Background(), Config{Paths: paths, Decision: tt.decision})
 			if err == nil {
 				t.Fatalf("New succeeded with revision %s, want an error", e.Revision())
@@ -993,4 +981,16 @@ func TestWithNetworkAllowsNetworkBuiltins(t *testing.T) {
 	if err != nil || !res.Allowed {
 		t.Fatalf("http.send with WithNetwork: %+v, %v", res, err)
 	}
+}
+
+// pathsIn returns dir, or the paths rel inside it when rel is not nil.
+func pathsIn(dir string, rel []string) []string {
+	if rel == nil {
+		return []string{dir}
+	}
+	paths := make([]string, len(rel))
+	for i, p := range rel {
+		paths[i] = filepath.Join(dir, p)
+	}
+	return paths
 }

@@ -655,13 +655,7 @@ func TestWatchReturnsStartErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := writeFiles(t, tt.files)
-			paths := []string{dir}
-			if tt.paths != nil {
-				paths = nil
-				for _, p := range tt.paths {
-					paths = append(paths, filepath.Join(dir, p))
-				}
-			}
+			paths := pathsIn(dir, tt.paths)
 			w, err := Watch(context.Background(), Config{Paths: paths, Decision: tt.decision})
 			if err == nil {
 				w.Close()
