@@ -262,8 +262,19 @@ func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *De
 		a.log.Debug("decision", "id", d.ID, "allowed", d.Allowed, "status", d.Status, "reason", d.Reason, "dry_run", d.DryRun)
 	}
 	if a.cfg.DecisionLog != nil {
-		a.cfg.DecisionLog.LogDecision(ctx, d)
+		a.logDecision(ctx, d)
 	}
+}
+
+// logDecision hands d to the decision logger; a panic there is logged and
+// leaves the decision as it is, rather than escaping the Check.
+func (a *Authorizer) logDecision(ctx context.Context, d *Decision) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("decision logger panicked", "panic", fmt.Sprint(p), "id", d.ID)
+		}
+	}()
+	a.cfg.DecisionLog.LogDecision(ctx, d)
 }
 
 // newDecisionID returns a random 128-bit identifier in hex.

@@ -637,3 +637,24 @@ func TestCostlyInputPartsBuiltOnlyForPoliciesThatReadThem(t *testing.T) {
 		}
 	}
 }
+
+type panickingLog struct{}
+
+func (panickingLog) LogDecision(context.Context, *Decision) { panic("log backend bug") }
+
+// TestDecisionLoggerPanicLeavesTheDecision: a broken decision logger neither
+// crashes the Check nor changes its answer.
+func TestDecisionLoggerPanicLeavesTheDecision(t *testing.T) {
+	v := fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}
+	deny := func(map[string]any) (policy.Result, error) { return policy.Result{}, nil }
+	for _, tt := range []struct {
+		fn      func(map[string]any) (policy.Result, error)
+		allowed bool
+	}{{allowAll, true}, {deny, false}} {
+		a := newAuthorizer(t, Config{TokenRequired: true, DecisionLog: panickingLog{}}, v, &fakePolicy{fn: tt.fn})
+		d := a.Check(context.Background(), httpRequest("GET", "/orders", bearer("good")))
+		if d.Allowed != tt.allowed {
+			t.Errorf("allowed = %v, want %v (reason %q)", d.Allowed, tt.allowed, d.Reason)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/claimcheck/claimcheck/extauthz/config"
 	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 )
 
@@ -378,5 +380,26 @@ policy: {bundle: {url: `+idp.URL+`, resource: bundles/authz.tar.gz}}
 	time.Sleep(200 * time.Millisecond) // time for a stray background fetch to show
 	if n := idp.Requests() + idp.DiscoveryRequests(); n != 0 {
 		t.Errorf("validate made %d requests", n)
+	}
+}
+
+// TestReadinessEndsWhenShutdownStarts: /readyz answers from readiness, which
+// turns false with a reason as soon as serve starts shutting down.
+func TestReadinessEndsWhenShutdownStarts(t *testing.T) {
+	cfg, err := config.Load(quickstartConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := build(context.Background(), cfg, slog.New(slog.DiscardHandler), buildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	if ok, why := a.readiness(); !ok {
+		t.Fatalf("not ready with file keys and policy: %s", why)
+	}
+	a.stopping.Store(true)
+	if ok, why := a.readiness(); ok || why != "shutting down" {
+		t.Errorf("readiness after shutdown started = %v %q", ok, why)
 	}
 }
