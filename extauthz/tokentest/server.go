@@ -28,7 +28,16 @@ const (
 	// ServeOversized answers 200 with the JWKS padded with whitespace to
 	// more than 1 MiB.
 	ServeOversized
+	// ServeHangup closes the connection without an answer, as a server
+	// that crashed mid-request would.
+	ServeHangup
 )
+
+// Served is one answer of the JWKS endpoint that carried keys.
+type Served struct {
+	At   time.Time
+	KIDs []string // the kid of each key served
+}
 
 // JWKSServer is an issuer stand-in: an HTTP server on the loopback interface
 // that serves a JWKS at /jwks.json and the issuer's discovery document,
@@ -46,6 +55,8 @@ type JWKSServer struct {
 
 	mu        sync.Mutex
 	jwks      []byte
+	kids      []string
+	served    []Served
 	issuer    string
 	jwksURI   string
 	fail      bool
@@ -74,7 +85,7 @@ func NewTLSJWKSServer(tb testing.TB, keys ...*Key) *JWKSServer {
 
 func newJWKSServer(tb testing.TB, start func(*httptest.Server), keys []*Key) *JWKSServer {
 	tb.Helper()
-	s := &JWKSServer{tb: tb, jwks: JWKS(tb, keys...), header: http.Header{}}
+	s := &JWKSServer{tb: tb, jwks: JWKS(tb, keys...), kids: kids(keys), header: http.Header{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks.json", s.serveJWKS)
 	mux.HandleFunc("GET /", s.serveDiscovery)
@@ -114,7 +125,23 @@ func (s *JWKSServer) SetKeys(keys ...*Key) {
 	b := JWKS(s.tb, keys...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.jwks = b
+	s.jwks, s.kids = b, kids(keys)
+}
+
+func kids(keys []*Key) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.KID
+	}
+	return out
+}
+
+// ServedKeys returns every answer of the JWKS endpoint that carried keys
+// (a 200 in ServeKeys mode), oldest first.
+func (s *JWKSServer) ServedKeys() []Served {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Served(nil), s.served...)
 }
 
 // SetIssuer changes the "issuer" the discovery document names, and so
@@ -216,7 +243,7 @@ func (s *JWKSServer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		s.condReqs++
 	}
 	s.userAgent = r.UserAgent()
-	fail, body, mode, delay, etag := s.fail, s.jwks, s.mode, s.delay, s.etag
+	fail, body, kids, mode, delay, etag := s.fail, s.jwks, s.kids, s.mode, s.delay, s.etag
 	header := s.header.Clone()
 	s.mu.Unlock()
 
@@ -243,8 +270,22 @@ func (s *JWKSServer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		body = []byte("tokentest: this is not a JWKS")
 	case ServeOversized:
 		body = append([]byte(`{"keys":`+strings.Repeat(" ", 1<<20)), bytes.TrimPrefix(body, []byte(`{"keys":`))...)
+	case ServeHangup:
+		hangUp(w)
+		return
 	}
-	w.Write(body)
+	if _, err := w.Write(body); err == nil && mode == ServeKeys {
+		s.mu.Lock()
+		s.served = append(s.served, Served{At: time.Now(), KIDs: kids})
+		s.mu.Unlock()
+	}
+}
+
+// hangUp closes the connection under w without writing anything.
+func hangUp(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+	}
 }
 
 // matches reports whether an If-None-Match header value names etag.
