@@ -115,6 +115,17 @@ type Config struct {
 	DecisionLog DecisionLogger
 	// DefaultRule names the policy's configured decision rule in decisions.
 	DefaultRule string
+
+	// MaxHeaders and MaxHeaderBytes bound the request headers; a request
+	// over either is denied (431). Zero means no bound.
+	MaxHeaders, MaxHeaderBytes int
+	// MaxBodyBytes, when above zero, puts the request body Envoy sends into
+	// the input (parsed_body, truncated_body) and denies a larger one (413);
+	// zero leaves the body out of the input.
+	MaxBodyBytes int
+	// CheckTimeout bounds a Check when the caller's deadline is later or
+	// absent; zero means no bound but the caller's.
+	CheckTimeout time.Duration
 }
 
 // Authorizer makes decisions. It is safe for concurrent use.
@@ -216,6 +227,8 @@ func (a *Authorizer) Explain(ctx context.Context, req *authv3.CheckRequest) Deci
 
 func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, explain bool) (d Decision) {
 	start := time.Now()
+	ctx, cancel := a.withCheckTimeout(ctx)
+	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.Error("check panicked; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -226,8 +239,12 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 	d = a.check(ctx, req, explain || a.logInput)
 	if explain && d.Input == nil {
 		if r, err := parseRequest(req); err == nil {
-			if v, err := buildInput(req, r, nil, allParts); err == nil {
-				d.Input = inputMap(v)
+			if req, body, _, ok := a.requestBody(req, r); ok {
+				parts := allParts
+				parts.body = body
+				if v, err := buildInput(req, r, nil, parts); err == nil {
+					d.Input = inputMap(v)
+				}
 			}
 		}
 	}
@@ -251,6 +268,7 @@ func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *De
 		// Forwarded-claim headers still come only from a verified token.
 		d.UpstreamHeaders, d.RemoveHeaders = a.forwardHeaders(d.Token)
 	}
+	a.pastDeadline(ctx, d)
 	if meta, ok := d.DynamicMetadata["claimcheck"].(map[string]any); ok {
 		meta["decision_id"] = d.ID
 		if d.DryRun {
@@ -290,6 +308,13 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	if err != nil {
 		return a.deny(http.StatusBadRequest, ReasonBadRequest, "invalid_request", err.Error(), nil)
 	}
+	if d, ok := a.headerLimit(r); !ok {
+		return d
+	}
+	req, body, d, ok := a.requestBody(req, r)
+	if !ok {
+		return d
+	}
 
 	ext := req.GetAttributes().GetContextExtensions()
 	required := a.cfg.TokenRequired && !(a.cfg.AllowPublicRoutes && ext[ExtPublic] == "true")
@@ -317,6 +342,7 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	if !wantInput {
 		parts = inputParts{attributes: p.UsesInput("attributes"), headers: p.UsesInput("request", "headers")}
 	}
+	parts.body = body
 	v, err := buildInput(req, r, tok, parts)
 	if err != nil {
 		return a.unavailable(ReasonInternal, err.Error())
@@ -329,7 +355,6 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	} else {
 		res, err = p.Eval(ctx, v)
 	}
-	var d Decision
 	switch {
 	case errors.Is(err, policy.ErrUnknownRule):
 		a.log.Error("route names an unknown decision rule; denying", "rule", rule, "err", err)

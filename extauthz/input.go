@@ -98,8 +98,9 @@ var (
 // inputParts says which costly parts of the input to build; a policy that
 // cannot read a part does not get it.
 type inputParts struct {
-	attributes bool // input.attributes, opa-envoy-plugin's shape
-	headers    bool // input.request.headers
+	attributes bool       // input.attributes, opa-envoy-plugin's shape
+	headers    bool       // input.request.headers
+	body       *bodyInput // input.parsed_body and input.truncated_body; nil: absent
 }
 
 // allParts is the whole input, for tools and decision log uploads.
@@ -121,7 +122,7 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, parts in
 	if parts.headers {
 		request = append(request, [2]*ast.Term{kHeaders, stringMapTerm(r.headers)})
 	}
-	pairs := make([][2]*ast.Term, 0, 9)
+	pairs := make([][2]*ast.Term, 0, 11)
 	pairs = append(pairs,
 		[2]*ast.Term{kRequest, ast.ObjectTerm(request...)},
 		[2]*ast.Term{kSource, peerTerm(attrs.GetSource())},
@@ -137,6 +138,9 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, parts in
 			return nil, fmt.Errorf("policy input: token: %w", err)
 		}
 		pairs = append(pairs, [2]*ast.Term{kToken, t})
+	}
+	if b := parts.body; b != nil {
+		pairs = append(pairs, [2]*ast.Term{kParsedBody, b.parsed}, [2]*ast.Term{kTruncatedBody, ast.InternedTerm(b.truncated)})
 	}
 	if parts.attributes {
 		a, err := attributesTerm(attrs)
