@@ -98,6 +98,11 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		AllowDryRunRoutes: cfg.Routes.AllowDryRun,
 		DecisionLog:       dlog,
 		DefaultRule:       cfg.Policy.Decision,
+
+		MaxHeaders:     cfg.Limits.MaxHeaders,
+		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
+		MaxBodyBytes:   maxBodyBytes(cfg.Limits),
+		CheckTimeout:   time.Duration(cfg.Limits.CheckTimeout),
 	}, verifier, a.policy, log)
 	if err != nil {
 		a.close()

@@ -36,6 +36,7 @@ type Config struct {
 	Routes      Routes      `yaml:"routes"`
 	DecisionLog DecisionLog `yaml:"decision_log"`
 	Log         Log         `yaml:"log"`
+	Limits      Limits      `yaml:"limits"`
 }
 
 // Listen holds the addresses claimcheck serves on: "host:port" or
@@ -49,6 +50,12 @@ type Listen struct {
 	// Admin serves /healthz and /readyz. Default 127.0.0.1:9193; "off"
 	// disables it.
 	Admin string `yaml:"admin"`
+	// AdminPprof also serves Go runtime profiles at /debug/pprof/ on Admin.
+	AdminPprof bool `yaml:"admin_pprof"`
+	// TLS serves GRPC and HTTP over TLS; nil serves them plain.
+	TLS *TLS `yaml:"tls"`
+	// SocketMode is the permission of unix sockets. Default "0660".
+	SocketMode FileMode `yaml:"socket_mode"`
 }
 
 // HTTP configures the forward-auth listener.
@@ -348,6 +355,7 @@ func (c *Config) setDefaults(dir string) {
 	if c.Listen.Admin == "" {
 		c.Listen.Admin = DefaultAdmin
 	}
+	c.setListenDefaults(dir)
 	if c.HTTP.TrustedProxies == nil {
 		c.HTTP.TrustedProxies = DefaultTrustedProxies
 	}
@@ -465,6 +473,7 @@ func (c *Config) validate() error {
 		}
 		seen[l.addr] = l.field
 	}
+	c.validateListenExtras(&p)
 	for i, tp := range c.HTTP.TrustedProxies {
 		if _, err := parsePrefix(tp); err != nil {
 			p.add(fmt.Sprintf("http.trusted_proxies[%d]", i), "expected an IP address or CIDR such as 10.0.0.0/8, got %q", tp)
@@ -785,6 +794,9 @@ var yamlTypeNames = map[string]string{
 	"config.DecisionLog": "decision_log",
 	"config.Upload":      "decision_log.upload",
 	"config.Log":         "log",
+	"config.TLS":         "listen.tls",
+	"config.Limits":      "limits",
+	"config.RequestBody": "limits.request_body",
 }
 
 var (
