@@ -170,6 +170,25 @@ log: {level: debug}
 		resp.Body.Close()
 	})
 
+	t.Run("check --server", func(t *testing.T) {
+		caFile := ts.serverCA.WriteFile(t.TempDir(), "server-ca.pem")
+		certFile, keyFile := envoyCert.WriteFiles(t, t.TempDir(), "envoy")
+		tok := tokentest.Mint(t, key, c)
+		code, out, errOut := runCLI(t, "", "check", "--server", grpcAddr, "--brief", "--path", "/orders", "--token", tok,
+			"--tls-ca", caFile, "--tls-cert", certFile, "--tls-key", keyFile)
+		if code != exitOK || !strings.HasPrefix(out, "allowed 200") {
+			t.Errorf("check over mTLS: exit %d, %q %s", code, out, errOut)
+		}
+		code, _, errOut = runCLI(t, "", "check", "--server", grpcAddr, "--brief", "--token", tok, "--tls-ca", caFile)
+		if code != exitUsage || !strings.Contains(errOut, "server "+grpcAddr) {
+			t.Errorf("check without a client certificate: exit %d, %s", code, errOut)
+		}
+		code, _, errOut = runCLI(t, "", "check", "--server", grpcAddr, "--tls-cert", certFile)
+		if code != exitUsage || !strings.Contains(errOut, "--tls-cert and --tls-key go together") {
+			t.Errorf("--tls-cert alone: exit %d, %s", code, errOut)
+		}
+	})
+
 	t.Run("certificate rotation", func(t *testing.T) {
 		next := ts.serverCA.Server([]string{"127.0.0.1"})
 		next.WriteFiles(t, ts.dir, "server")

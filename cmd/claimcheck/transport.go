@@ -2,12 +2,18 @@ package main
 
 import (
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"os"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/claimcheck/claimcheck/extauthz/config"
 	"github.com/claimcheck/claimcheck/extauthz/servertls"
@@ -68,4 +74,51 @@ func maxBodyBytes(l config.Limits) int {
 		return 0
 	}
 	return l.RequestBody.MaxBytes
+}
+
+// clientTLSFlags are check --server's flags for a TLS listener.
+type clientTLSFlags struct {
+	ca, cert, key, serverName *string
+}
+
+func (c *clientTLSFlags) register(fs *flag.FlagSet) {
+	c.ca = fs.String("tls-ca", "", "with --server: use TLS, trusting the PEM CA certificates in FILE")
+	c.cert = fs.String("tls-cert", "", "with --server: use TLS and present this PEM client certificate (mTLS); needs --tls-key")
+	c.key = fs.String("tls-key", "", "the PEM private key of --tls-cert")
+	c.serverName = fs.String("tls-server-name", "", "with --server: the name the server certificate must have (default: the host of --server)")
+}
+
+// set reports whether any TLS flag was given.
+func (c *clientTLSFlags) set() bool {
+	return *c.ca != "" || *c.cert != "" || *c.key != "" || *c.serverName != ""
+}
+
+// credentials are plaintext without TLS flags, else TLS as they say (the
+// system's CAs without --tls-ca).
+func (c *clientTLSFlags) credentials() (credentials.TransportCredentials, error) {
+	if !c.set() {
+		return insecure.NewCredentials(), nil
+	}
+	tc := &tls.Config{ServerName: *c.serverName, MinVersion: tls.VersionTLS12}
+	if *c.ca != "" {
+		b, err := os.ReadFile(*c.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificates", *c.ca)
+		}
+	}
+	if (*c.cert == "") != (*c.key == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if *c.cert != "" {
+		pair, err := tls.LoadX509KeyPair(*c.cert, *c.key)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	return credentials.NewTLS(tc), nil
 }
