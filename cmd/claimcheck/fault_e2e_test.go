@@ -496,10 +496,12 @@ func (f *faultRig) report(t *testing.T, load time.Duration) {
 	if total.errors > 0 {
 		t.Errorf("%d Checks failed at the gRPC level", total.errors)
 	}
-	// Without allows, "no wrongful allow" would prove nothing.
-	for _, k := range []kind{validKey, hmacValid} {
-		if r := f.results[k]; r.sent == 0 || r.allowed*2 < r.sent {
-			t.Errorf("%s: %d of %d allowed; expected most", k, r.allowed, r.sent)
+	// Without allows, "no wrongful allow" would prove nothing. HMAC tokens
+	// depend on nothing that flaps; a rotating key can be unknown for a
+	// while when the JWKS server is down just as it rotates in.
+	for k, atLeast := range map[kind]float64{hmacValid: 0.9, validKey: 0.25} {
+		if r := f.results[k]; r.sent == 0 || float64(r.allowed) < atLeast*float64(r.sent) {
+			t.Errorf("%s: %d of %d allowed; expected at least %.0f%%", k, r.allowed, r.sent, 100*atLeast)
 		}
 	}
 	for _, k := range kinds {
