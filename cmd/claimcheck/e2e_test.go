@@ -107,7 +107,7 @@ func startBinary(t *testing.T, bin, config, listen string) *server {
 			<-s.done
 		}
 		if t.Failed() {
-			t.Logf("claimcheck stderr:\n%s", s.stderr)
+			t.Logf("claimcheck stderr:\n%s", tail(s.stderr.String(), 300))
 		}
 	})
 	target := listen
@@ -121,6 +121,15 @@ func startBinary(t *testing.T, bin, config, listen string) *server {
 	t.Cleanup(func() { conn.Close() })
 	s.conn = conn
 	return s
+}
+
+// tail returns the last n lines of log, saying how many it left out.
+func tail(log string, n int) string {
+	lines := strings.SplitAfter(log, "\n")
+	if len(lines) <= n {
+		return log
+	}
+	return fmt.Sprintf("[%d earlier lines left out]\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "")
 }
 
 type syncWriter struct {
