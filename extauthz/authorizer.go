@@ -304,6 +304,9 @@ func newDecisionID() string {
 
 // check decides req; wantInput sets Decision.Input.
 func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantInput bool) Decision {
+	if ctx.Err() != nil { // the caller gave up while the request queued
+		return a.unavailable(ReasonDeadline, "the deadline passed before the check started")
+	}
 	r, err := parseRequest(req)
 	if err != nil {
 		return a.deny(http.StatusBadRequest, ReasonBadRequest, "invalid_request", err.Error(), nil)

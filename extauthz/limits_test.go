@@ -167,17 +167,32 @@ func TestRequestBodyRefusals(t *testing.T) {
 	}
 }
 
-// latePolicy allows, but only once ctx is done: an evaluation that finishes
-// just after the deadline.
-type latePolicy struct{ fakePolicy }
+// latePolicy answers once ctx is done — an evaluation that finishes just
+// after the deadline: an allow, or err when set.
+type latePolicy struct {
+	fakePolicy
+	err error
+}
 
 func (p *latePolicy) Eval(ctx context.Context, _ ast.Value) (policy.Result, error) {
 	<-ctx.Done()
-	return policy.Result{Allowed: true}, nil
+	return policy.Result{Allowed: p.err == nil}, p.err
+}
+
+// slowVerifier rejects "slow-forged" once ctx is done, and otherwise
+// verifies as fakeVerifier.
+type slowVerifier struct{ fakeVerifier }
+
+func (v slowVerifier) Verify(ctx context.Context, raw string) (*token.Token, error) {
+	if raw == "slow-forged" {
+		<-ctx.Done()
+		return nil, fmt.Errorf("%w: forged", token.ErrSignature)
+	}
+	return v.fakeVerifier.Verify(ctx, raw)
 }
 
 func TestNoAllowAfterTheDeadline(t *testing.T) {
-	verifier := fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}
+	verifier := slowVerifier{fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}}
 	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	tests := []struct {
@@ -193,12 +208,12 @@ func TestNoAllowAfterTheDeadline(t *testing.T) {
 		}, &latePolicy{}, "good", ReasonDeadline},
 		{"check timeout passes during evaluation", Config{CheckTimeout: 50 * time.Millisecond}, nil, &latePolicy{}, "good", ReasonDeadline},
 		{"dry-run does not allow after the deadline", Config{CheckTimeout: 50 * time.Millisecond, DryRun: true}, nil, &latePolicy{}, "good", ReasonDeadline},
-		{"caller's deadline already passed", Config{}, func() (context.Context, context.CancelFunc) { return expired, func() {} },
+		{"caller's deadline passed before the check started", Config{}, func() (context.Context, context.CancelFunc) { return expired, func() {} },
 			&fakePolicy{fn: allowAll}, "good", ReasonDeadline},
-		{"a token rejection keeps its reason", Config{}, func() (context.Context, context.CancelFunc) { return expired, func() {} },
-			&fakePolicy{fn: allowAll}, "forged", "signature_invalid"},
-		{"a policy error past the deadline is put down to it", Config{}, func() (context.Context, context.CancelFunc) { return expired, func() {} },
-			&fakePolicy{fn: func(map[string]any) (policy.Result, error) { return policy.Result{}, context.DeadlineExceeded }}, "good", ReasonDeadline},
+		{"a token rejected as the deadline passes keeps its reason", Config{CheckTimeout: 50 * time.Millisecond},
+			nil, &fakePolicy{fn: allowAll}, "slow-forged", "signature_invalid"},
+		{"a policy error past the deadline is put down to it", Config{CheckTimeout: 50 * time.Millisecond}, nil,
+			&latePolicy{err: context.DeadlineExceeded}, "good", ReasonDeadline},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -55,7 +55,7 @@ type Listen struct {
 	// TLS serves GRPC and HTTP over TLS; nil serves them plain.
 	TLS *TLS `yaml:"tls"`
 	// SocketMode is the permission of unix sockets. Default "0660".
-	SocketMode FileMode `yaml:"socket_mode"`
+	SocketMode SocketMode `yaml:"socket_mode"`
 }
 
 // HTTP configures the forward-auth listener.

@@ -151,7 +151,7 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "unknown bundle field", replace: [2]string{"paths: [policy]", "bundle: {url: https://b.example.com, resource: x, polling: 1}"}, want: []string{`unknown field "polling" in policy.bundle`}},
 		{name: "policy timeout too long", replace: [2]string{"paths: [policy]", "paths: [policy]\n  timeout: 1m"}, want: []string{"policy.timeout", "at most 10s"}},
 		{name: "socket mode not octal", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "unix:///run/cc.sock", socket_mode: "0880"`}, want: []string{"listen.socket_mode", `octal permission such as "0660", got "0880"`}},
-		{name: "socket mode unquoted", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "unix:///run/cc.sock", socket_mode: 0660`}, want: []string{"octal mode in quotes"}},
+		{name: "socket mode unquoted", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "unix:///run/cc.sock", socket_mode: 0660`}, want: []string{"listen.socket_mode", "octal mode in quotes"}},
 		{name: "socket mode without a socket", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", socket_mode: "0600"`}, want: []string{"listen.socket_mode", "applies only to unix:// listeners"}},
 		{name: "tls without key", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert_file: jwks.json}`}, want: []string{"listen.tls.key_file", "expected the PEM private key file"}},
 		{name: "tls with a missing file", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert_file: jwks.json, key_file: jwks.json, client_ca_file: ca.pem}`}, want: []string{"listen.tls.client_ca_file", "ca.pem"}},

@@ -46,23 +46,24 @@ func (l Listen) TLSFor(listener string) *TLS {
 	return nil
 }
 
-// FileMode is a file permission written as an octal string, e.g. "0660".
-type FileMode string
+// SocketMode is the permission of unix sockets, written as an octal
+// string, e.g. "0660".
+type SocketMode string
 
 var octalMode = regexp.MustCompile(`^0?[0-7]{3}$`)
 
 // UnmarshalYAML accepts only a string: an unquoted 0660 would be read as
 // a YAML number and could silently mean something else.
-func (m *FileMode) UnmarshalYAML(n *yaml.Node) error {
+func (m *SocketMode) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		return fmt.Errorf("line %d: expected an octal mode in quotes, such as \"0660\"", n.Line)
+		return fmt.Errorf("line %d: listen.socket_mode: expected an octal mode in quotes, such as \"0660\"", n.Line)
 	}
-	*m = FileMode(n.Value)
+	*m = SocketMode(n.Value)
 	return nil
 }
 
 // Perm returns the mode's permission bits; Parse has validated it.
-func (m FileMode) Perm() fs.FileMode {
+func (m SocketMode) Perm() fs.FileMode {
 	v, _ := strconv.ParseUint(string(m), 8, 32)
 	return fs.FileMode(v).Perm()
 }
@@ -95,7 +96,7 @@ type RequestBody struct {
 
 // Defaults and bounds of listen and limits.
 const (
-	DefaultSocketMode          = FileMode("0660")
+	DefaultSocketMode          = SocketMode("0660")
 	DefaultGRPCMaxReceiveBytes = 4 << 20 // gRPC's own default
 	DefaultGRPCMaxStreams      = 1024
 	DefaultMaxHeaders          = 200 // Envoy's max_headers_count is 100, plus what Envoy adds
