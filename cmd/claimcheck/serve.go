@@ -227,6 +227,15 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	a.close()
+	// The TLS files must load, not just exist.
+	tlsr, err := serverTLS(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintf(stderr, "claimcheck: config %s: listen.tls: %v\n", *cfgPath, err)
+		return exitUsage
+	}
+	if tlsr != nil {
+		tlsr.Close()
+	}
 	fmt.Fprintf(stdout, "%s: OK (%d issuer(s), policy revision %s, decision %s)\n",
 		*cfgPath, len(cfg.Issuers), a.revision(), cfg.Policy.Decision)
 	return exitOK

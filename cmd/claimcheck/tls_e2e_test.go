@@ -292,3 +292,28 @@ policy: {paths: [%s]}
 		})
 	}
 }
+
+// TestValidateLoadsTheTLSFiles: validate refuses TLS files that exist but
+// do not load together.
+func TestValidateLoadsTheTLSFiles(t *testing.T) {
+	ts := newTLSSetup(t)
+	cfg := filepath.Join(ts.dir, "config.yaml")
+	write := func(keyFile string) {
+		writeFile(t, cfg, fmt.Sprintf(`
+listen: {grpc: "127.0.0.1:9191", tls: {cert_file: %s, key_file: %s, client_ca_file: %s}}
+issuers:
+  - {issuer: https://id.example.com, audiences: [orders-api], jwks_file: %s}
+policy: {paths: [%s]}
+`, ts.certFile, keyFile, ts.caFile, tokentest.WriteJWKSFile(t, ts.dir, tokentest.NewECKey(t, "k")), quickstartPolicy(t)))
+	}
+	write(ts.keyFile)
+	if code, out, errOut := runCLI(t, "", "validate", "--config", cfg); code != exitOK {
+		t.Fatalf("validate with good TLS files: exit %d %s %s", code, out, errOut)
+	}
+	_, otherKey := ts.serverCA.Server([]string{"x"}).WriteFiles(t, ts.dir, "other")
+	write(otherKey)
+	code, _, errOut := runCLI(t, "", "validate", "--config", cfg)
+	if code != exitUsage || !strings.Contains(errOut, "listen.tls") || !strings.Contains(errOut, "does not match") {
+		t.Errorf("validate with a key of another certificate: exit %d, %s", code, errOut)
+	}
+}
