@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -126,6 +127,7 @@ type Authorizer struct {
 	forward  []forwardRule // sorted by claim for deterministic output
 	// logInput: the DecisionLogger reads Decision.Input (see InputNeeder).
 	logInput bool
+	parts    atomic.Pointer[policyParts] // input parts of the last policy seen
 }
 
 type forwardRule struct{ claim, header string }
@@ -310,12 +312,11 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 		return a.unavailable(ReasonNoPolicy, "the policy has not loaded yet")
 	}
 
-	// input.attributes (opa-envoy-plugin's shape) and the request headers
-	// are the costliest parts of the input: build them only for policies
-	// that can read them.
+	// Build only the parts of the input the policy can read: input.attributes
+	// (opa-envoy-plugin's shape) alone is over a third of a Check.
 	parts := allParts
 	if !wantInput {
-		parts = inputParts{attributes: p.UsesInput("attributes"), headers: p.UsesInput("request", "headers")}
+		parts = a.partsFor(p)
 	}
 	v, err := buildInput(req, r, tok, parts)
 	if err != nil {

@@ -225,16 +225,29 @@ func (c *Cache) keyPresent(ctx context.Context, e *entry) (bool, error) {
 	if err != nil || set == nil {
 		return false, errors.New("no key set")
 	}
+	// Key sources publish a new set on every change and never modify one,
+	// so a set the key was found in before still holds it. Checking a key
+	// again (its hygiene checks) costs more than the rest of a hit.
+	comparable := reflect.TypeOf(set).Comparable()
+	if seen := e.keysSeen.Load(); seen != nil && comparable && seen.set == set {
+		return true, nil
+	}
 	for k := range allKeys(set) {
 		if id, _ := k.KeyID(); id != e.kid || !e.alg.fits(k) {
 			continue
 		}
 		if tp, ok := c.thumbprint(k); ok && tp == e.thumb {
+			if comparable {
+				e.keysSeen.Store(&seenSet{set})
+			}
 			return true, nil
 		}
 	}
 	return false, nil
 }
+
+// seenSet is a key set an entry's key was found in.
+type seenSet struct{ set jwk.Set }
 
 // positive builds the entry for tok, just verified from raw, or returns
 // nil if it should not be cached. It finds the key that verified the
@@ -350,6 +363,8 @@ type entry struct {
 	alg    *algorithm
 	kid    string
 	thumb  [sha256.Size]byte // JWK thumbprint of the verifying key
+
+	keysSeen atomic.Pointer[seenSet] // the last key set holding the key
 }
 
 // entrySize estimates an entry's fixed cost: the struct, its map slot and
