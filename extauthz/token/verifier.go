@@ -36,7 +36,8 @@ type Token struct {
 	// key without one.
 	KeyID string
 
-	memo *memo // see Memo
+	key  jwk.Key // the key that verified the signature
+	memo *memo   // see Memo
 }
 
 // KeySource gives an issuer's current verification keys.
@@ -192,10 +193,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	kid, err := iss.sig.verify(ctx, p)
+	key, err := iss.sig.verify(ctx, p)
 	if err != nil {
 		return nil, err
 	}
+	kid, _ := key.KeyID()
 	c, err := parseClaims(payload)
 	if err != nil {
 		return nil, err
@@ -216,6 +218,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 		Scopes: c.scopes,
 		Expiry: c.exp,
 		KeyID:  kid,
+		key:    key,
 		memo:   new(memo),
 	}, nil
 }
