@@ -92,7 +92,7 @@ type IssuerClient struct {
 
 // Issuer server defaults and limits.
 const (
-	DefaultIssuerListen      = "127.0.0.1:9400"
+	DefaultIssuerListen      = "127.0.0.1:9300"
 	DefaultTokenTTL          = 10 * time.Minute
 	DefaultRotationInterval  = 720 * time.Hour
 	DefaultMaxOpaqueTokens   = 100_000
