@@ -70,7 +70,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	d, err := startDemo(ctx, log)
+	d, err := startDemo(ctx, demoClients(), log)
 	if d != nil {
 		defer d.stop()
 	}
@@ -107,12 +107,12 @@ type demoRun struct {
 // startDemo starts the issuer, claimcheck (gRPC and forward-auth, through
 // serve's own startServers) and the protected API, and waits until
 // claimcheck has the issuer's keys. On error, what started is in the result.
-func startDemo(ctx context.Context, log *slog.Logger) (*demoRun, error) {
+func startDemo(ctx context.Context, clients []*demoClient, log *slog.Logger) (*demoRun, error) {
 	dir, err := os.MkdirTemp("", "claimcheck-demo-")
 	if err != nil {
 		return nil, err
 	}
-	d := &demoRun{dir: dir, clients: demoClients()}
+	d := &demoRun{dir: dir, clients: clients}
 
 	issuerL, err := demoListen(demoPorts.issuer)
 	if err != nil {
