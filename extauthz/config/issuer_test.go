@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // validIssuerYAML is a minimal valid issuer config; tests replace parts of
@@ -156,5 +158,22 @@ func TestLoadIssuerServerNamesTheFile(t *testing.T) {
 	_, err := LoadIssuerServer(p)
 	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), `unknown field "bogus"`) {
 		t.Fatalf("LoadIssuerServer error = %v", err)
+	}
+}
+
+func TestShippedIssuerExampleIsValid(t *testing.T) {
+	c, err := LoadIssuerServer("../../examples/issuer/issuer.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The README's commands use the public development secrets.
+	secrets := map[string]string{"service-client-id": "dev-secret-change-me", "some-other-client": "other-dev-secret", "claimcheck": "claimcheck-dev-secret"}
+	for _, cl := range c.Clients {
+		if bcrypt.CompareHashAndPassword([]byte(cl.ClientSecretHash), []byte(secrets[cl.ClientID])) != nil {
+			t.Errorf("client %s: the hash is not of the documented secret", cl.ClientID)
+		}
+	}
+	if _, err := Load("../../examples/issuer/claimcheck.yaml"); err != nil {
+		t.Fatal(err)
 	}
 }

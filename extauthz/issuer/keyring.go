@@ -182,7 +182,7 @@ func (r *keyRing) rotateIfDue(now time.Time) error {
 	if err := writeKeyFile(r.path, kept); err != nil {
 		return err
 	}
-	r.log.Info("signing key rotated in", "kid", k.kid, "alg", r.alg, "keys_published", len(kept),
+	r.log.Info("new signing key", "kid", k.kid, "alg", r.alg, "keys_published", len(kept),
 		"next_rotation", nextRotation(k.created, r.interval))
 	r.keys = kept
 	return nil
