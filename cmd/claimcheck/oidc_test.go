@@ -110,17 +110,7 @@ func clientCredentialsToken(t *testing.T, issuer, clientID, secret string, basic
 // grant, the quickstart's client_id policy.
 func TestRealOpenIDProvider(t *testing.T) {
 	issuer := startOIDCProvider(t)
-	config := fmt.Sprintf(`
-listen: {grpc: "{{LISTEN}}"}
-issuers:
-  - issuer: %s
-    audiences: [orders-api]
-    algorithms: [ES256]
-policy: {paths: [%s]}
-forward:
-  claims: {client_id: x-client-id}
-`, issuer, quickstartPolicy(t))
-	s := startServer(t, config, freeAddr(t))
+	s := startServer(t, discoveryConfig(t, issuer, "{client_id: x-client-id}"), freeAddr(t))
 	s.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 
 	allowed := clientCredentialsToken(t, issuer, "service-client-id", "service-secret", true)

@@ -820,6 +820,9 @@ func typeName(t string) string {
 	if n, ok := yamlTypeNames[t]; ok {
 		return n
 	}
+	if n, ok := issuerTypeNames[t]; ok {
+		return n
+	}
 	return t
 }
 
