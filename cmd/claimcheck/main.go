@@ -82,7 +82,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return exitUsage
 }
 
+// buildVersion is set at link time, as the Dockerfile does
+// (-ldflags "-X main.buildVersion=v1.2.3"); empty means the module version
+// that Go recorded in the build info.
+var buildVersion string
+
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
 	}
