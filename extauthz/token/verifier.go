@@ -186,7 +186,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	}
 	payload, err := decodeObject(p.payload)
 	if err != nil {
-		return nil, reject(ErrMalformed, "payload is not a JSON object")
+		return nil, malformedJSON("payload", err)
 	}
 	iss, err := v.issuerOf(payload)
 	if err != nil {
