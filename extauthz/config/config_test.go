@@ -69,6 +69,7 @@ issuers:
     jwks_uri: https://id.example.com/jwks.json
     algorithms: [RS256, ES256]
     clock_skew: 30s
+    require_typ: at+jwt
   - issuer: https://other.example.com
     audiences: [a, b]
 token:
@@ -88,6 +89,9 @@ log: {level: debug, format: text}
 	}
 	if c.TokenRequired() {
 		t.Error("required: false was ignored")
+	}
+	if c.Issuers[0].RequireTyp != "at+jwt" || c.Issuers[1].RequireTyp != "" {
+		t.Errorf("require_typ = %q, %q", c.Issuers[0].RequireTyp, c.Issuers[1].RequireTyp)
 	}
 	if c.Token.Sources[0].Header != "authorization" || c.Forward.Claims["client_id"] != "x-client-id" {
 		t.Error("header names are not lower-cased")
@@ -131,6 +135,10 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "missing public key file", replace: [2]string{"jwks_file: jwks.json", "public_key_file: key.pem"}, want: []string{"issuers[0].public_key_file", "key.pem"}},
 		{name: "none algorithm", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    algorithms: [none]"}, want: []string{"issuers[0].algorithms[0]"}},
 		{name: "skew too large", replace: [2]string{"30s", "1h"}, want: []string{"issuers[0].clock_skew", "between 0s and 10m0s"}},
+		{name: "require_typ with a space", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    require_typ: at jwt"}, want: []string{"issuers[0].require_typ", "media type", `"at jwt"`}},
+		{name: "require_typ with two slashes", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    require_typ: application/at/jwt"}, want: []string{"issuers[0].require_typ"}},
+		{name: "require_typ with parameters", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    require_typ: 'at+jwt; q=1'"}, want: []string{"issuers[0].require_typ"}},
+		{name: "require_typ not a string", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    require_typ: [at+jwt]"}, want: []string{"line 8", "expected a string"}},
 		{name: "duplicate issuer", replace: [2]string{"    clock_skew: 30s\n", "    clock_skew: 30s\n  - issuer: https://id.example.com\n    audiences: [x]\n    jwks_file: jwks.json\n"}, want: []string{"issuers[1].issuer", "twice"}},
 		{name: "source with two places", append: "token: {sources: [{header: x, query: y}]}\n", want: []string{"token.sources[0]", "exactly one of header, query or cookie"}},
 		{name: "prefix on a query source", append: "token: {sources: [{query: t, prefix: 'Bearer '}]}\n", want: []string{"token.sources[0].prefix"}},
