@@ -117,15 +117,8 @@ func CurveOrder(tb testing.TB, alg string) *big.Int {
 // of them as the secret is the algorithm-confusion attack.
 func PublicKeyEncodings(tb testing.TB, k *Key) map[string][]byte {
 	tb.Helper()
-	var pub any
-	if err := jwk.Export(k.Public, &pub); err != nil {
-		tb.Fatalf("tokentest: export public key %q: %v", k.KID, err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		tb.Fatalf("tokentest: marshal public key %q: %v", k.KID, err)
-	}
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	pub, der := publicDER(tb, k)
+	pemBytes := PublicKeyPEM(tb, k)
 	out := map[string][]byte{
 		"PEM":                   pemBytes,
 		"PEM without newline":   pemBytes[:len(pemBytes)-1],
@@ -137,6 +130,28 @@ func PublicKeyEncodings(tb testing.TB, k *Key) map[string][]byte {
 		out["PEM PKCS#1"] = pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(rk)})
 	}
 	return out
+}
+
+// PublicKeyPEM returns k's public key as a PEM "PUBLIC KEY" (PKIX), as an
+// issuer's public_key_file holds it.
+func PublicKeyPEM(tb testing.TB, k *Key) []byte {
+	tb.Helper()
+	_, der := publicDER(tb, k)
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+}
+
+// publicDER returns k's public key and its PKIX DER encoding.
+func publicDER(tb testing.TB, k *Key) (any, []byte) {
+	tb.Helper()
+	var pub any
+	if err := jwk.Export(k.Public, &pub); err != nil {
+		tb.Fatalf("tokentest: export public key %q: %v", k.KID, err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		tb.Fatalf("tokentest: marshal public key %q: %v", k.KID, err)
+	}
+	return pub, der
 }
 
 // SelfSignedCert returns a DER X.509 certificate for k's public key, signed
