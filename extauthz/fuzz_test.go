@@ -1,15 +1,11 @@
 package extauthz
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"net/url"
 	"testing"
 	"time"
 
-	"github.com/claimcheck/claimcheck/extauthz/keys"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 )
@@ -40,22 +36,8 @@ func FuzzCheck(f *testing.F) {
 	const iss, aud = "https://id.fuzz.example", "orders-api"
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	// A fixed key, so that every fuzzing process accepts the same seeds.
-	ec, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), bytes.Repeat([]byte{5}, 32))
-	if err != nil {
-		f.Fatal(err)
-	}
-	key := tokentest.NewKeyFrom(f, ec, "ec-1", "ES256")
-	src, err := keys.NewFile(tokentest.WriteJWKSFile(f, f.TempDir(), key), nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { src.Close() })
-	v, err := token.NewVerifier([]token.Issuer{{Issuer: iss, Audiences: []string{aud}, Keys: src}},
-		token.WithClock(func() time.Time { return now }))
-	if err != nil {
-		f.Fatal(err)
-	}
-	real, err := New(cfg, v, StaticPolicy(&fakePolicy{fn: allowAll}), nil)
+	key := tokentest.FixedECKey(f, 5, "ec-1", "ES256")
+	real, err := New(cfg, tokentest.NewVerifier(f, iss, aud, now, key), StaticPolicy(&fakePolicy{fn: allowAll}), nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -318,13 +318,43 @@ func TestShippedQuickstartConfigIsValid(t *testing.T) {
 	}
 }
 
+// TestParsedIssuersRefuseForgeries runs FuzzParse's verifier check on
+// configurations with each kind of issuer.
+func TestParsedIssuersRefuseForgeries(t *testing.T) {
+	dir := dirWithFiles(t)
+	writeFuzzFiles(t, dir)
+	keys := newForgeryKeys(t)
+	for _, yml := range []string{validYAML, hmacAndPEMYAML} {
+		c, err := Parse([]byte(yml), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refusesForgeries(t, c, keys)
+	}
+}
+
+const hmacAndPEMYAML = "listen: {http: \"127.0.0.1:1\"}\nissuers: [{issuer: a, audiences: [b], hmac_secret_file: hmac.secret, algorithms: [HS512]}, {issuer: c, audiences: [d], public_key_file: key.pem, require_typ: AT+JWT, algorithms: [ES256]}]\npolicy: {paths: [policy]}\n"
+
+// writeFuzzFiles adds the key files hmacAndPEMYAML names to dir.
+func writeFuzzFiles(tb testing.TB, dir string) {
+	tb.Helper()
+	for name, content := range map[string]string{"hmac.secret": strings.Repeat("s", 64), "key.pem": "not read by Parse"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(validYAML))
 	f.Add([]byte("listen: {grpc: \"unix:///x.sock\"}\nissuers: [{issuer: https://a, audiences: [b]}]\npolicy: {paths: [policy]}\n"))
 	f.Add([]byte("token: {sources: [{header: a, query: b}], max_size: -1}\n"))
 	f.Add([]byte("issuers: [{clock_skew: 1h}]\nforward: {claims: {'': ':path'}}\n"))
 	f.Add([]byte("{{{"))
+	f.Add([]byte(hmacAndPEMYAML))
 	dir := dirWithFiles(f)
+	writeFuzzFiles(f, dir)
+	keys := newForgeryKeys(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b, dir)
 		if err != nil {
@@ -339,5 +369,6 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("accepted an issuer without audiences: %+v", is)
 			}
 		}
+		refusesForgeries(t, c, keys)
 	})
 }

@@ -2,9 +2,7 @@ package token_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -27,23 +25,12 @@ import (
 func fuzzKeys(tb testing.TB) []*tokentest.Key {
 	tb.Helper()
 	ed := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, ed25519.SeedSize))
-	keys := []*tokentest.Key{tokentest.NewKeyFrom(tb, ed, "ed-1", "EdDSA")}
-	for i, c := range []struct {
-		curve elliptic.Curve
-		kid   string
-		alg   string
-	}{{elliptic.P256(), "ec-1", "ES256"}, {elliptic.P384(), "ec384-1", "ES384"}, {elliptic.P521(), "ec521-1", "ES512"}} {
-		scalar := bytes.Repeat([]byte{byte(7 + i)}, (c.curve.Params().BitSize+7)/8)
-		if i > 0 {
-			scalar[0] = 0 // below P-521's order, whose top byte is 1
-		}
-		ec, err := ecdsa.ParseRawPrivateKey(c.curve, scalar)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		keys = append(keys, tokentest.NewKeyFrom(tb, ec, c.kid, c.alg))
+	return []*tokentest.Key{
+		tokentest.NewKeyFrom(tb, ed, "ed-1", "EdDSA"),
+		tokentest.FixedECKey(tb, 7, "ec-1", "ES256"),
+		tokentest.FixedECKey(tb, 8, "ec384-1", "ES384"),
+		tokentest.FixedECKey(tb, 9, "ec521-1", "ES512"),
 	}
-	return keys
 }
 
 const (

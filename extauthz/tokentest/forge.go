@@ -1,6 +1,7 @@
 package tokentest
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -32,6 +33,24 @@ func NewECKeyFor(tb testing.TB, kid, alg string) *Key {
 	priv, err := ecdsa.GenerateKey(curveFor(tb, alg), rand.Reader)
 	if err != nil {
 		tb.Fatalf("tokentest: generate %s key: %v", alg, err)
+	}
+	return newKey(tb, priv, kid, alg)
+}
+
+// FixedECKey returns the ECDSA key for alg (ES256, ES384 or ES512) whose
+// private scalar is seed repeated: the same key in every process, for fuzz
+// targets whose corpus must verify wherever it is replayed. Never use it
+// outside tests.
+func FixedECKey(tb testing.TB, seed byte, kid, alg string) *Key {
+	tb.Helper()
+	curve := curveFor(tb, alg)
+	scalar := bytes.Repeat([]byte{seed}, (curve.Params().BitSize+7)/8)
+	if alg == "ES512" {
+		scalar[0] = 0 // below P-521's order, whose top byte is 1
+	}
+	priv, err := ecdsa.ParseRawPrivateKey(curve, scalar)
+	if err != nil {
+		tb.Fatalf("tokentest: fixed %s key from %d: %v", alg, seed, err)
 	}
 	return newKey(tb, priv, kid, alg)
 }

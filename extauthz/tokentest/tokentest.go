@@ -107,13 +107,7 @@ func set(tb testing.TB, k jwk.Key, name string, value any) {
 // JWKS returns the JSON JWK Set of the keys' Public halves.
 func JWKS(tb testing.TB, keys ...*Key) []byte {
 	tb.Helper()
-	set := jwk.NewSet()
-	for _, k := range keys {
-		if err := set.AddKey(k.Public); err != nil {
-			tb.Fatalf("tokentest: add key %q to set: %v", k.KID, err)
-		}
-	}
-	b, err := json.Marshal(set)
+	b, err := json.Marshal(KeySet(tb, keys...))
 	if err != nil {
 		tb.Fatalf("tokentest: marshal JWKS: %v", err)
 	}
