@@ -53,6 +53,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 			Audiences:  ic.Audiences,
 			Algorithms: ic.Algorithms,
 			ClockSkew:  time.Duration(ic.ClockSkew),
+			RequireTyp: ic.RequireTyp,
 			Keys:       src,
 		})
 	}

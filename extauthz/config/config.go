@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/claimcheck/claimcheck/extauthz/token"
 )
 
 // Config is the whole configuration file.
@@ -101,6 +103,9 @@ type Issuer struct {
 
 	Algorithms []string `yaml:"algorithms"`
 	ClockSkew  Duration `yaml:"clock_skew"`
+	// RequireTyp is the media type the tokens' "typ" header must name
+	// (e.g. at+jwt, RFC 9068); empty accepts any typ.
+	RequireTyp string `yaml:"require_typ"`
 
 	// Remote key sets (jwks_uri or discovery).
 	MinRefresh         Duration `yaml:"min_refresh"`
@@ -626,6 +631,9 @@ func (is Issuer) validate(p *problems, field string) {
 	}
 	if d := time.Duration(is.ClockSkew); d < 0 || d > maxClockSkew {
 		p.add(field+".clock_skew", "expected a duration between 0s and %s, got %s", maxClockSkew, d)
+	}
+	if is.RequireTyp != "" && !token.ValidTyp(is.RequireTyp) {
+		p.add(field+".require_typ", "expected a media type such as at+jwt or application/at+jwt, got %q", is.RequireTyp)
 	}
 }
 

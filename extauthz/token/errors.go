@@ -32,6 +32,9 @@ var (
 	ErrNotYetValid = errors.New("token not yet valid")
 	// ErrIssuedInFuture: iat is in the future, allowing for clock skew.
 	ErrIssuedInFuture = errors.New("iat in future")
+	// ErrTyp: the "typ" header is not the issuer's required type (a
+	// signed token of another kind, such as an ID token).
+	ErrTyp = errors.New("typ mismatch")
 	// ErrAudience: aud names none of the issuer's configured audiences.
 	ErrAudience = errors.New("audience mismatch")
 	// ErrClaims: a registered claim has the wrong JSON type.
@@ -68,6 +71,8 @@ func Reason(err error) string {
 		return "token_not_yet_valid"
 	case errors.Is(err, ErrIssuedInFuture):
 		return "iat_in_future"
+	case errors.Is(err, ErrTyp):
+		return "typ_mismatch"
 	case errors.Is(err, ErrAudience):
 		return "audience_mismatch"
 	case errors.Is(err, ErrClaims):

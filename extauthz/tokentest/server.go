@@ -53,6 +53,7 @@ type JWKSServer struct {
 	delay     time.Duration
 	header    http.Header
 	etag      string
+	allReqs   int
 	jwksReqs  int
 	discoReqs int
 	condReqs  int
@@ -78,7 +79,12 @@ func newJWKSServer(tb testing.TB, start func(*httptest.Server), keys []*Key) *JW
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks.json", s.serveJWKS)
 	mux.HandleFunc("GET /", s.serveDiscovery)
-	s.srv = httptest.NewUnstartedServer(mux)
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.allReqs++
+		s.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
 	// Clients that refuse the certificate are what tests look at; the
 	// server's complaints about them are noise.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -183,6 +189,14 @@ func (s *JWKSServer) Requests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.jwksReqs
+}
+
+// AllRequests reports how many requests the server has received, for any
+// path: a server standing in for an attacker's must see none.
+func (s *JWKSServer) AllRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.allReqs
 }
 
 // ConditionalRequests reports how many JWKS requests had an If-None-Match
