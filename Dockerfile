@@ -16,6 +16,8 @@ RUN go mod download
 COPY cmd/ cmd/
 COPY extauthz/ extauthz/
 COPY policy/ policy/
+# The demo's policy, embedded in the binary for `claimcheck demo`.
+COPY examples/demo/ examples/demo/
 ARG VERSION=""
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.buildVersion=${VERSION}" -o /out/claimcheck ./cmd/claimcheck
 
