@@ -27,9 +27,9 @@ func introspecting(t *testing.T, srv *tokentest.IntrospectionServer) Verifier {
 		t.Fatal(err)
 	}
 	c, err := introspect.New(introspect.Config{
+		Endpoint: introspect.Endpoint{URL: srv.IntrospectionEndpoint(), Timeout: 2 * time.Second},
 		Rules:    token.Rules{Issuer: "https://id.example.com", Audiences: []string{"orders-api"}},
-		Endpoint: srv.IntrospectionEndpoint(), ClientID: "claimcheck", ClientSecretFile: secret,
-		CacheTTL: time.Minute, Timeout: 2 * time.Second,
+		ClientID: "claimcheck", ClientSecretFile: secret, CacheTTL: time.Minute,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -136,8 +136,9 @@ func TestUserinfoFailureDeniesUnlessContinue(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := tokentest.NewIntrospectionServer(t, "claimcheck", "s3cret")
 			srv.Fail(tt.fail)
-			u, err := introspect.NewUserinfo(introspect.UserinfoConfig{Issuer: goodToken.Issuer,
-				Endpoint: srv.UserinfoEndpoint(), OnError: tt.onError, CacheTTL: time.Minute})
+			u, err := introspect.NewUserinfo(introspect.UserinfoConfig{
+				Endpoint: introspect.Endpoint{Issuer: goodToken.Issuer, URL: srv.UserinfoEndpoint()},
+				OnError:  tt.onError, CacheTTL: time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -113,46 +113,62 @@ type remote struct {
 	timeout  time.Duration
 }
 
-// remoteConfig says which endpoint a remote asks and how.
-type remoteConfig struct {
-	issuer, url, discovery string
-	member                 string                      // the discovery metadata member naming the endpoint
-	pick                   func(*keys.Metadata) string // reads member
-	timeout                time.Duration               // zero: DefaultTimeout
-	client                 *http.Client                // nil: http.DefaultClient
-	insecure               bool
-	logger                 *slog.Logger // nil: discard
+// Endpoint says where an issuer's endpoint is and how to ask it; Config and
+// UserinfoConfig embed it.
+type Endpoint struct {
+	// Issuer is the configured issuer the endpoint belongs to.
+	Issuer string
+	// URL is the endpoint's URL. Empty means the one the issuer's discovery
+	// document names (introspection_endpoint, userinfo_endpoint), of kind
+	// Discovery (keys.DiscoveryOpenID or keys.DiscoveryOAuth), looked up on
+	// first use.
+	URL       string
+	Discovery string
+	// Timeout bounds one request; zero means DefaultTimeout.
+	Timeout time.Duration
+	// MaxEntries bounds the cache of answers; zero means DefaultMaxEntries.
+	MaxEntries int
+	// HTTPClient makes the requests (see keys.NewHTTPClient); nil means
+	// http.DefaultClient. Requests to the endpoint never follow redirects.
+	HTTPClient *http.Client
+	// AllowInsecureHTTP permits a discovered endpoint over plain http to a
+	// host other than loopback.
+	AllowInsecureHTTP bool
+	// Logger receives one record per failed request; nil discards them.
+	Logger *slog.Logger
 }
 
-func newRemote(rc remoteConfig, now func() time.Time) (*remote, error) {
+// newRemote returns the remote for ep; member names the discovery metadata
+// member pick reads.
+func newRemote(ep Endpoint, member string, pick func(*keys.Metadata) string, now func() time.Time) (*remote, error) {
 	switch {
-	case rc.url == "" && rc.discovery == "":
+	case ep.URL == "" && ep.Discovery == "":
 		return nil, errors.New("no endpoint and no discovery to find it")
-	case rc.timeout < 0:
-		return nil, fmt.Errorf("negative timeout %s", rc.timeout)
+	case ep.Timeout < 0:
+		return nil, fmt.Errorf("negative timeout %s", ep.Timeout)
 	}
-	if rc.url != "" {
-		if err := keys.CheckURL(rc.url, rc.insecure); err != nil {
-			return nil, fmt.Errorf("endpoint %q: %w", rc.url, err)
+	if ep.URL != "" {
+		if err := keys.CheckURL(ep.URL, ep.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("endpoint %q: %w", ep.URL, err)
 		}
 	}
-	if rc.timeout == 0 {
-		rc.timeout = DefaultTimeout
+	if ep.Timeout == 0 {
+		ep.Timeout = DefaultTimeout
 	}
-	if rc.client == nil {
-		rc.client = http.DefaultClient
+	if ep.HTTPClient == nil {
+		ep.HTTPClient = http.DefaultClient
 	}
-	if rc.logger == nil {
-		rc.logger = slog.New(slog.DiscardHandler)
+	if ep.Logger == nil {
+		ep.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &remote{
 		now:     now,
-		log:     rc.logger.With("issuer", rc.issuer),
-		client:  noRedirects(rc.client),
-		timeout: rc.timeout,
+		log:     ep.Logger.With("issuer", ep.Issuer),
+		client:  noRedirects(ep.HTTPClient),
+		timeout: ep.Timeout,
 		endpoint: &endpoint{
-			url: rc.url, issuer: rc.issuer, discovery: rc.discovery, member: rc.member, pick: rc.pick,
-			client: rc.client, insecure: rc.insecure, timeout: rc.timeout, now: now,
+			url: ep.URL, issuer: ep.Issuer, discovery: ep.Discovery, member: member, pick: pick,
+			client: ep.HTTPClient, insecure: ep.AllowInsecureHTTP, timeout: ep.Timeout, now: now,
 		},
 	}, nil
 }

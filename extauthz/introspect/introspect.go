@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -54,17 +53,14 @@ const (
 
 // Config configures a Client for one issuer.
 type Config struct {
+	// Endpoint is the introspection endpoint. Its Issuer may be left
+	// empty: it is Rules.Issuer.
+	Endpoint
 	// Rules are the issuer, its audiences and clock skew; an answer about
 	// an opaque token is checked by them as a JWT's claims would be.
 	Rules token.Rules
 	// Mode is ModeOpaque (the default), ModeAlways or ModeJWT.
 	Mode string
-	// Endpoint is the introspection endpoint's URL. Empty means the
-	// introspection_endpoint of the issuer's discovery document, of kind
-	// Discovery (keys.DiscoveryOpenID or keys.DiscoveryOAuth), looked up on
-	// first use.
-	Endpoint  string
-	Discovery string
 	// ClientID identifies claimcheck to the endpoint.
 	ClientID string
 	// ClientSecretFile holds the client secret. It is read for every
@@ -79,18 +75,6 @@ type Config struct {
 	// InactiveTTL is how long an inactive or rejected answer is reused;
 	// zero reuses none.
 	InactiveTTL time.Duration
-	// Timeout bounds one request; zero means DefaultTimeout.
-	Timeout time.Duration
-	// MaxEntries bounds the cache; zero means DefaultMaxEntries.
-	MaxEntries int
-	// HTTPClient makes the requests (see keys.NewHTTPClient); nil means
-	// http.DefaultClient. Introspection requests never follow redirects.
-	HTTPClient *http.Client
-	// AllowInsecureHTTP permits a discovered endpoint over plain http to a
-	// host other than loopback.
-	AllowInsecureHTTP bool
-	// Logger receives one record per failed request; nil discards them.
-	Logger *slog.Logger
 }
 
 // Option changes a Client or a Userinfo.
@@ -132,6 +116,8 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	switch {
 	case name == "":
 		return nil, errors.New("introspect: no issuer")
+	case cfg.Endpoint.Issuer != "" && cfg.Endpoint.Issuer != name:
+		return nil, fmt.Errorf("introspect: issuer %s: the endpoint belongs to issuer %q", name, cfg.Endpoint.Issuer)
 	case len(cfg.Rules.Audiences) == 0:
 		return nil, fmt.Errorf("introspect: issuer %s: no audiences", name)
 	case cfg.ClientID == "":
@@ -151,12 +137,10 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	if cfg.Auth != ClientSecretBasic && cfg.Auth != ClientSecretPost {
 		return nil, fmt.Errorf("introspect: issuer %s: unknown auth %q", name, cfg.Auth)
 	}
+	cfg.Endpoint.Issuer = name
 	c := &Client{cfg: cfg}
-	c.remote, err = newRemote(remoteConfig{
-		issuer: name, url: cfg.Endpoint, discovery: cfg.Discovery,
-		member: "introspection_endpoint", pick: func(m *keys.Metadata) string { return m.IntrospectionEndpoint },
-		timeout: cfg.Timeout, client: cfg.HTTPClient, insecure: cfg.AllowInsecureHTTP, logger: cfg.Logger,
-	}, o.now)
+	c.remote, err = newRemote(cfg.Endpoint, "introspection_endpoint",
+		func(m *keys.Metadata) string { return m.IntrospectionEndpoint }, o.now)
 	if err != nil {
 		return nil, fmt.Errorf("introspect: issuer %s: %w", name, err)
 	}

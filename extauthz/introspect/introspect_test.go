@@ -60,13 +60,12 @@ func writeSecret(t testing.TB, s string) string {
 func config(t testing.TB, srv *tokentest.IntrospectionServer) Config {
 	t.Helper()
 	return Config{
+		Endpoint:         Endpoint{URL: srv.IntrospectionEndpoint(), Timeout: 2 * time.Second},
 		Rules:            token.Rules{Issuer: issuer, Audiences: []string{audience}, ClockSkew: 30 * time.Second},
-		Endpoint:         srv.IntrospectionEndpoint(),
 		ClientID:         clientID,
 		ClientSecretFile: writeSecret(t, secret+"\n"),
 		CacheTTL:         time.Minute,
 		InactiveTTL:      10 * time.Second,
-		Timeout:          2 * time.Second,
 	}
 }
 
@@ -165,7 +164,7 @@ func TestOutageIsUnavailableNeverActive(t *testing.T) {
 			cfg.Timeout = 50 * time.Millisecond
 		}},
 		{"connection refused", func(srv *tokentest.IntrospectionServer, cfg *Config) {
-			cfg.Endpoint = "http://127.0.0.1:1/introspect"
+			cfg.URL = "http://127.0.0.1:1/introspect"
 		}},
 		{"claimcheck's credentials refused", func(srv *tokentest.IntrospectionServer, cfg *Config) {
 			cfg.ClientSecretFile = writeSecret(t, "wrong")
@@ -407,8 +406,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"missing secret file", func(c *Config) { c.ClientSecretFile = filepath.Join(t.TempDir(), "nope") }, "nope"},
 		{"empty secret", func(c *Config) { c.ClientSecretFile = writeSecret(t, "\n") }, "empty"},
 		{"no client id", func(c *Config) { c.ClientID = "" }, "client_id"},
-		{"no endpoint", func(c *Config) { c.Endpoint = "" }, "no endpoint"},
-		{"plain http to a remote host", func(c *Config) { c.Endpoint = "http://id.example.com/introspect" }, "loopback"},
+		{"no endpoint", func(c *Config) { c.URL = "" }, "no endpoint"},
+		{"plain http to a remote host", func(c *Config) { c.URL = "http://id.example.com/introspect" }, "loopback"},
 		{"unknown auth", func(c *Config) { c.Auth = "private_key_jwt" }, "private_key_jwt"},
 		{"unknown mode", func(c *Config) { c.Mode = "sometimes" }, "sometimes"},
 	}
@@ -428,7 +427,7 @@ func TestEndpointFromDiscovery(t *testing.T) {
 	srv.SetActive("opaque-1", claims())
 	idp := tokentest.NewJWKSServer(t)
 	cfg := config(t, srv)
-	cfg.Rules.Issuer, cfg.Endpoint, cfg.Discovery = idp.URL, "", "openid"
+	cfg.Rules.Issuer, cfg.URL, cfg.Discovery = idp.URL, "", "openid"
 	srv.SetActive("opaque-1", with(claims(), "iss", idp.URL))
 	clk := newClock()
 	c := newClient(t, cfg, clk)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"mime"
 	"net/http"
 	"time"
@@ -23,30 +22,14 @@ const (
 
 // UserinfoConfig configures a Userinfo for one issuer.
 type UserinfoConfig struct {
-	// Issuer is the configured issuer whose tokens are sent.
-	Issuer string
-	// Endpoint is the userinfo endpoint's URL. Empty means the
-	// userinfo_endpoint of the issuer's discovery document, of kind
-	// Discovery, looked up on first use.
-	Endpoint  string
-	Discovery string
+	// Endpoint is the userinfo endpoint, and the issuer whose tokens are
+	// sent there.
+	Endpoint
 	// OnError is OnErrorDeny (the default) or OnErrorContinue.
 	OnError string
 	// CacheTTL bounds how long an answer is reused: until min(the token's
 	// exp, CacheTTL). Zero asks for every request.
 	CacheTTL time.Duration
-	// Timeout bounds one request; zero means DefaultTimeout.
-	Timeout time.Duration
-	// MaxEntries bounds the cache; zero means DefaultMaxEntries.
-	MaxEntries int
-	// HTTPClient makes the requests; nil means http.DefaultClient.
-	// Requests never follow redirects.
-	HTTPClient *http.Client
-	// AllowInsecureHTTP permits a discovered endpoint over plain http to a
-	// host other than loopback.
-	AllowInsecureHTTP bool
-	// Logger receives one record per failed request; nil discards them.
-	Logger *slog.Logger
 }
 
 // Userinfo fetches OpenID Connect userinfo for one issuer's tokens. It is
@@ -76,11 +59,8 @@ func NewUserinfo(cfg UserinfoConfig, opts ...Option) (*Userinfo, error) {
 		return nil, fmt.Errorf("userinfo: issuer %s: unknown on_error %q", cfg.Issuer, cfg.OnError)
 	}
 	u := &Userinfo{cfg: cfg}
-	u.remote, err = newRemote(remoteConfig{
-		issuer: cfg.Issuer, url: cfg.Endpoint, discovery: cfg.Discovery,
-		member: "userinfo_endpoint", pick: func(m *keys.Metadata) string { return m.UserinfoEndpoint },
-		timeout: cfg.Timeout, client: cfg.HTTPClient, insecure: cfg.AllowInsecureHTTP, logger: cfg.Logger,
-	}, o.now)
+	u.remote, err = newRemote(cfg.Endpoint, "userinfo_endpoint",
+		func(m *keys.Metadata) string { return m.UserinfoEndpoint }, o.now)
 	if err != nil {
 		return nil, fmt.Errorf("userinfo: issuer %s: %w", cfg.Issuer, err)
 	}

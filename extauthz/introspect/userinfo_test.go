@@ -20,8 +20,8 @@ func userToken() *token.Token {
 
 func newUserinfo(t *testing.T, srv *tokentest.IntrospectionServer, onError string, clk *clock) *Userinfo {
 	t.Helper()
-	u, err := NewUserinfo(UserinfoConfig{Issuer: issuer, Endpoint: srv.UserinfoEndpoint(), OnError: onError,
-		CacheTTL: time.Minute, Timeout: time.Second}, WithClock(clk.Now))
+	u, err := NewUserinfo(UserinfoConfig{Endpoint: Endpoint{Issuer: issuer, URL: srv.UserinfoEndpoint(), Timeout: time.Second},
+		OnError: onError, CacheTTL: time.Minute}, WithClock(clk.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestUserinfoEndpointFromDiscovery(t *testing.T) {
 	srv.SetUserinfo("tok-1", map[string]any{"sub": "alice"})
 	idp := tokentest.NewJWKSServer(t)
 	idp.SetMetadata("userinfo_endpoint", srv.UserinfoEndpoint())
-	u, err := NewUserinfo(UserinfoConfig{Issuer: idp.URL, Discovery: "openid"})
+	u, err := NewUserinfo(UserinfoConfig{Endpoint: Endpoint{Issuer: idp.URL, Discovery: "openid"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,11 +147,11 @@ func TestUserinfoEndpointFromDiscovery(t *testing.T) {
 	if info, err := u.Fetch(context.Background(), tok, "tok-1"); err != nil || info["sub"] != "alice" {
 		t.Fatalf("got %v %v", info, err)
 	}
-	if _, err := NewUserinfo(UserinfoConfig{Issuer: idp.URL, OnError: "ignore", Discovery: "openid"}); err == nil ||
+	if _, err := NewUserinfo(UserinfoConfig{Endpoint: Endpoint{Issuer: idp.URL, Discovery: "openid"}, OnError: "ignore"}); err == nil ||
 		!strings.Contains(err.Error(), "ignore") {
 		t.Errorf("an unknown on_error: %v", err)
 	}
-	if _, err := NewUserinfo(UserinfoConfig{Issuer: idp.URL}); err == nil || errors.Is(err, token.ErrUserinfoUnavailable) {
+	if _, err := NewUserinfo(UserinfoConfig{Endpoint: Endpoint{Issuer: idp.URL}}); err == nil || errors.Is(err, token.ErrUserinfoUnavailable) {
 		t.Errorf("no endpoint and no discovery: %v", err)
 	}
 }
