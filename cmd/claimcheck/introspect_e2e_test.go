@@ -2,15 +2,19 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 )
 
 // opaqueResource is the example provider's resource with opaque tokens.
@@ -154,5 +158,76 @@ func TestIntrospectionOutageIsUnavailable(t *testing.T) {
 	expectAnswer(t, s, request("GET", "/orders/7", bearer(opaque)), codes.Unavailable, "introspection_unavailable")
 	if resp := s.check(t, request("GET", "/orders/7", bearer(opaque))); resp.GetDeniedResponse().GetStatus().GetCode() != 503 {
 		t.Errorf("HTTP status %v, want 503", resp.GetDeniedResponse().GetStatus().GetCode())
+	}
+}
+
+// TestIntrospectAlwaysAndUserinfoThroughTheBinary runs the real binary with
+// an issuer whose every JWT is introspected too (introspect: always,
+// client_secret_post) and whose userinfo, found by discovery, a policy
+// reads.
+func TestIntrospectAlwaysAndUserinfoThroughTheBinary(t *testing.T) {
+	key := tokentest.NewECKey(t, "ec-1")
+	idp := tokentest.NewJWKSServer(t, key)
+	endpoints := tokentest.NewIntrospectionServer(t, "claimcheck", "s3cret")
+	idp.SetMetadata("userinfo_endpoint", endpoints.UserinfoEndpoint())
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	policyFile := filepath.Join(dir, "userinfo.rego")
+	for path, body := range map[string]string{
+		secret: "s3cret\n",
+		policyFile: `package claimcheck.authz
+
+default allow := false
+
+allow if endswith(input.token.userinfo.email, "@example.com")
+`,
+	} {
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startServer(t, fmt.Sprintf(`
+listen: {grpc: "{{LISTEN}}"}
+issuers:
+  - issuer: %s
+    audiences: [orders-api]
+    introspect: always
+    introspection: {endpoint: %s, client_id: claimcheck, client_secret_file: %s, auth: client_secret_post}
+    userinfo: {}
+policy: {paths: [%s]}
+`, idp.URL, endpoints.IntrospectionEndpoint(), secret, policyFile), freeAddr(t))
+	s.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+
+	mint := func(email string, active bool) string {
+		tok := tokentest.Mint(t, key, tokentest.Claims(idp.URL, "orders-api", time.Hour))
+		if active {
+			endpoints.SetActive(tok, map[string]any{"iss": idp.URL})
+		}
+		if email != "" {
+			endpoints.SetUserinfo(tok, map[string]any{"sub": "tokentest-subject", "email": email})
+		}
+		return tok
+	}
+	tests := []struct {
+		name   string
+		tok    string
+		code   codes.Code
+		reason string
+	}{
+		{"an active token whose userinfo the policy likes", mint("svc@example.com", true), codes.OK, "allowed"},
+		{"an active token whose userinfo the policy refuses", mint("svc@elsewhere.example", true), codes.PermissionDenied, "policy_denied"},
+		{"a signed JWT the issuer no longer calls active", mint("svc@example.com", false), codes.Unauthenticated, "token_inactive"},
+		{"an active token the userinfo endpoint refuses", mint("", true), codes.Unauthenticated, "userinfo_rejected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := s.check(t, request("GET", "/orders/7", bearer(tt.tok)))
+			if got := codes.Code(resp.GetStatus().GetCode()); got != tt.code || reason(resp) != tt.reason {
+				t.Fatalf("got %v %q, want %v %q (body %q)", got, reason(resp), tt.code, tt.reason, resp.GetDeniedResponse().GetBody())
+			}
+		})
+	}
+	if auth := endpoints.LastAuth(); auth.Method != "client_secret_post" || auth.Secret != "s3cret" {
+		t.Errorf("introspection authenticated as %+v", auth)
 	}
 }
