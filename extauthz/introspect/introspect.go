@@ -220,13 +220,14 @@ func (c *Client) rejected(err error) answer[*token.Token] {
 }
 
 // introspect asks the endpoint about raw and returns the answer of an
-// active token. An inactive one is token.ErrInactive; any failure is logged
-// and wraps token.ErrIntrospectionUnavailable.
+// active token. An inactive one is token.ErrInactive. A failure is logged
+// with its details and returned as token.ErrIntrospectionUnavailable with
+// a message fit for the client, which names no endpoint.
 func (c *Client) introspect(ctx context.Context, raw string) (map[string]any, error) {
 	resp, err := c.post(ctx, raw)
 	if err != nil {
 		c.log.Warn("introspection failed; denying", "err", err)
-		return nil, fmt.Errorf("%w: %w", token.ErrIntrospectionUnavailable, err)
+		return nil, token.Reject(token.ErrIntrospectionUnavailable, "the issuer's introspection endpoint gave no usable answer")
 	}
 	if resp["active"] != true {
 		return nil, token.Reject(token.ErrInactive, "the issuer says the token is not active")

@@ -96,6 +96,24 @@ func without(m map[string]any, k string) map[string]any {
 	return m
 }
 
+// syncBuffer is a bytes.Buffer for logs written by concurrent requests.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestOpaqueAnswersCheckedAsJWTClaims(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -182,6 +200,9 @@ func TestOutageIsUnavailableNeverActive(t *testing.T) {
 				if tok != nil || !errors.Is(err, token.ErrIntrospectionUnavailable) || !token.Unavailable(err) ||
 					token.Reason(err) != "introspection_unavailable" {
 					t.Fatalf("got %v %v, want introspection_unavailable", tok, err)
+				}
+				if strings.Contains(err.Error(), "127.0.0.1") {
+					t.Errorf("the error shown to the client names the endpoint: %v", err)
 				}
 			}
 		})
@@ -374,7 +395,7 @@ func TestSecretReadForEveryRequestAndNeverLogged(t *testing.T) {
 	srv := tokentest.NewIntrospectionServer(t, clientID, secret)
 	srv.SetActive("opaque-1", claims())
 	srv.SetActive("opaque-2", claims())
-	var logs bytes.Buffer
+	var logs syncBuffer
 	cfg := config(t, srv)
 	cfg.ClientSecretFile = writeSecret(t, "old-secret-value")
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -429,14 +450,16 @@ func TestEndpointFromDiscovery(t *testing.T) {
 	cfg := config(t, srv)
 	cfg.Rules.Issuer, cfg.URL, cfg.Discovery = idp.URL, "", "openid"
 	srv.SetActive("opaque-1", with(claims(), "iss", idp.URL))
+	var logs syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	clk := newClock()
 	c := newClient(t, cfg, clk)
 	ctx := context.Background()
 
 	// No introspection_endpoint yet: unavailable, and not asked again at once.
 	if _, err := c.Opaque(ctx, "opaque-1"); !errors.Is(err, token.ErrIntrospectionUnavailable) ||
-		!strings.Contains(err.Error(), "introspection_endpoint") {
-		t.Fatalf("err = %v", err)
+		!strings.Contains(logs.String(), "no introspection_endpoint") || strings.Contains(err.Error(), idp.URL) {
+		t.Fatalf("err = %v, log %s", err, logs.String())
 	}
 	idp.SetMetadata("introspection_endpoint", srv.IntrospectionEndpoint())
 	if _, err := c.Opaque(ctx, "opaque-1"); !errors.Is(err, token.ErrIntrospectionUnavailable) || idp.DiscoveryRequests() != 1 {

@@ -88,6 +88,8 @@ func (u *Userinfo) Fetch(ctx context.Context, tok *token.Token, raw string) (map
 			u.log.Warn("userinfo failed", "on_error", u.cfg.OnError, "err", err)
 			if !errors.Is(err, token.ErrUserinfoRejected) {
 				until = time.Time{} // an outage is not an answer about the token
+				// The details are in the log; the client learns no endpoint.
+				err = token.Reject(token.ErrUserinfoUnavailable, "the issuer's userinfo endpoint gave no usable answer")
 			}
 		}
 		return answer[map[string]any]{v: info, err: err, expires: until}
