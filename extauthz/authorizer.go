@@ -80,6 +80,15 @@ type staticPolicy struct{ p Policy }
 
 func (s staticPolicy) Policy() Policy { return s.p }
 
+// UserinfoFetcher gives the OpenID Connect userinfo of a verified token,
+// for input.token.userinfo; *introspect.Userinfos is one.
+type UserinfoFetcher interface {
+	// Userinfo returns tok's userinfo, fetched with raw; nil, nil when tok's
+	// issuer has none or its failure policy says to go on without it. An
+	// error wraps a token package sentinel.
+	Userinfo(ctx context.Context, tok *token.Token, raw string) (map[string]any, error)
+}
+
 // DecisionLogger records decisions; it must not block the Check for long.
 type DecisionLogger interface {
 	LogDecision(ctx context.Context, d *Decision)
@@ -116,6 +125,9 @@ type Config struct {
 	DecisionLog DecisionLogger
 	// DefaultRule names the policy's configured decision rule in decisions.
 	DefaultRule string
+	// Userinfo fetches input.token.userinfo, only for policies that can
+	// read it; nil fetches none.
+	Userinfo UserinfoFetcher
 }
 
 // Authorizer makes decisions. It is safe for concurrent use.
@@ -228,7 +240,7 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 	d = a.check(ctx, req, explain || a.logInput)
 	if explain && d.Input == nil {
 		if r, err := parseRequest(req); err == nil {
-			if v, err := buildInput(req, r, nil, allParts); err == nil {
+			if v, err := buildInput(req, r, nil, nil, allParts); err == nil {
 				d.Input = inputMap(v)
 			}
 		}
@@ -318,7 +330,13 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	if !wantInput {
 		parts = a.partsFor(p)
 	}
-	v, err := buildInput(req, r, tok, parts)
+	var info map[string]any
+	if tok != nil && a.cfg.Userinfo != nil && p.UsesInput("token", "userinfo") {
+		if info, err = a.cfg.Userinfo.Userinfo(ctx, tok, f.raw); err != nil {
+			return a.tokenRejected(err)
+		}
+	}
+	v, err := buildInput(req, r, tok, info, parts)
 	if err != nil {
 		return a.unavailable(ReasonInternal, err.Error())
 	}
@@ -426,7 +444,7 @@ func (a *Authorizer) missingToken() Decision {
 func (a *Authorizer) tokenRejected(err error) Decision {
 	reason := token.Reason(err)
 	desc := err.Error()
-	if errors.Is(err, token.ErrKeysUnavailable) {
+	if token.Unavailable(err) {
 		return a.unavailable(reason, desc)
 	}
 	if reason == ReasonInternal {

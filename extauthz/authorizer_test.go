@@ -78,6 +78,7 @@ func (f *fakePolicy) UsesInput(path ...string) bool {
 func allowAll(map[string]any) (policy.Result, error) { return policy.Result{Allowed: true}, nil }
 
 var goodToken = &token.Token{
+	Kind:   token.KindJWT,
 	Issuer: "https://id.example.com",
 	Header: map[string]any{"alg": "ES256", "kid": "k1", "typ": "at+jwt"},
 	Claims: map[string]any{

@@ -24,7 +24,7 @@ const (
 
 // benchBuildInput builds the policy input value the way check does.
 func benchBuildInput(req *authv3.CheckRequest, r *request, tok *token.Token) (ast.Value, error) {
-	return buildInput(req, r, tok, allParts)
+	return buildInput(req, r, tok, nil, allParts)
 }
 
 // BenchmarkCheck measures one Check through a real RS256 token.Verifier

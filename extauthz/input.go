@@ -101,7 +101,7 @@ var (
 	kScheme, kProtocol, kID         = ast.StringTerm("scheme"), ast.StringTerm("protocol"), ast.StringTerm("id")
 	kAddress, kPort, kPrincipal     = ast.StringTerm("address"), ast.StringTerm("port"), ast.StringTerm("principal")
 	kIssuer, kClaims, kHeader       = ast.StringTerm("issuer"), ast.StringTerm("claims"), ast.StringTerm("header")
-	kScopes                         = ast.StringTerm("scopes")
+	kScopes, kKind, kUserinfo       = ast.StringTerm("scopes"), ast.StringTerm("kind"), ast.StringTerm("userinfo")
 
 	versionTerm = ast.ObjectTerm(
 		[2]*ast.Term{ast.StringTerm("ext_authz"), ast.StringTerm("v3")},
@@ -165,7 +165,8 @@ func (a *Authorizer) partsFor(p Policy) inputParts {
 	return parts
 }
 
-func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, parts inputParts) (ast.Object, error) {
+// buildInput's userinfo, when not nil, becomes input.token.userinfo.
+func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, userinfo map[string]any, parts inputParts) (ast.Object, error) {
 	attrs := req.GetAttributes()
 	var query *ast.Term
 	if parts.query || parts.parsedQuery {
@@ -211,6 +212,11 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, parts in
 		if err != nil {
 			return nil, fmt.Errorf("policy input: token: %w", err)
 		}
+		if userinfo != nil {
+			if t, err = withUserinfo(t, userinfo); err != nil {
+				return nil, fmt.Errorf("policy input: token.userinfo: %w", err)
+			}
+		}
 		pairs = append(pairs, [2]*ast.Term{kToken, t})
 	}
 	if parts.attributes {
@@ -251,11 +257,25 @@ func tokenTerm(t *token.Token) (*ast.Term, error) {
 		scopes[i] = ast.StringTerm(s)
 	}
 	return ast.ObjectTerm(
+		[2]*ast.Term{kKind, ast.StringTerm(t.Kind)},
 		[2]*ast.Term{kIssuer, ast.StringTerm(t.Issuer)},
 		[2]*ast.Term{kClaims, claims},
 		[2]*ast.Term{kHeader, header},
 		[2]*ast.Term{kScopes, ast.ArrayTerm(scopes...)},
 	), nil
+}
+
+// withUserinfo returns the token term t, shared by cache hits and so left
+// as it is, with a userinfo member added.
+func withUserinfo(t *ast.Term, userinfo map[string]any) (*ast.Term, error) {
+	info, err := jsonTerm(userinfo)
+	if err != nil {
+		return nil, err
+	}
+	obj := t.Value.(ast.Object)
+	pairs := make([][2]*ast.Term, 0, obj.Len()+1)
+	obj.Foreach(func(k, v *ast.Term) { pairs = append(pairs, [2]*ast.Term{k, v}) })
+	return ast.ObjectTerm(append(pairs, [2]*ast.Term{kUserinfo, info})...), nil
 }
 
 func peerTerm(p *authv3.AttributeContext_Peer) *ast.Term {

@@ -72,6 +72,11 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		})
 		verifier = a.cache
 	}
+	verifier, userinfo, err := withIntrospection(cfg, verifier, log)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
 	if a.policy, err = a.policySource(ctx, cfg, log, o.watch); err != nil {
 		a.close()
 		return nil, err
@@ -99,6 +104,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		AllowDryRunRoutes: cfg.Routes.AllowDryRun,
 		DecisionLog:       dlog,
 		DefaultRule:       cfg.Policy.Decision,
+		Userinfo:          userinfo,
 	}, verifier, a.policy, log)
 	if err != nil {
 		a.close()

@@ -114,6 +114,13 @@ type Issuer struct {
 	CAFile             string   `yaml:"ca_file"`
 	AllowInsecureHTTP  bool     `yaml:"allow_insecure_http"`
 	RequireKeysAtStart bool     `yaml:"require_keys_at_start"`
+
+	// Introspection asks the issuer about tokens (RFC 7662); Introspect
+	// says which: opaque (default), always or jwt.
+	Introspection *Introspection `yaml:"introspection"`
+	Introspect    string         `yaml:"introspect"`
+	// Userinfo adds the issuer's OpenID Connect userinfo to the policy input.
+	Userinfo *Userinfo `yaml:"userinfo"`
 }
 
 // Remote reports whether the issuer's keys are fetched over HTTP.
@@ -412,6 +419,7 @@ func (c *Config) setDefaults(dir string) {
 		if is.HMACSecretFile != "" && len(is.Algorithms) == 0 {
 			is.Algorithms = []string{"HS256"}
 		}
+		is.setIntrospectionDefaults(dir)
 		if is.Remote() {
 			if is.Discovery == "" && is.JWKSURI == "" {
 				is.Discovery = "openid"
@@ -491,6 +499,7 @@ func (c *Config) validate() error {
 		}
 		issuers[is.Issuer] = true
 	}
+	c.validateOpaqueIssuers(&p)
 
 	for i, s := range c.Token.Sources {
 		s.validate(&p, fmt.Sprintf("token.sources[%d]", i))
@@ -616,6 +625,7 @@ func (is Issuer) validate(p *problems, field string) {
 		p.add(field+".discovery", "expected openid or oauth, got %q", is.Discovery)
 	}
 	is.validateRemote(p, field)
+	is.validateIntrospection(p, field)
 
 	hmac := is.HMACSecretFile != ""
 	for j, a := range is.Algorithms {
@@ -646,8 +656,8 @@ func (is Issuer) validateRemote(p *problems, field string) {
 			set  bool
 		}{
 			{"min_refresh", is.MinRefresh != 0}, {"max_refresh", is.MaxRefresh != 0},
-			{"fetch_timeout", is.FetchTimeout != 0}, {"ca_file", is.CAFile != ""},
-			{"allow_insecure_http", is.AllowInsecureHTTP}, {"require_keys_at_start", is.RequireKeysAtStart},
+			{"fetch_timeout", is.FetchTimeout != 0}, {"ca_file", is.CAFile != "" && !is.asksIssuer()},
+			{"allow_insecure_http", is.AllowInsecureHTTP && !is.asksIssuer()}, {"require_keys_at_start", is.RequireKeysAtStart},
 		} {
 			if f.set {
 				p.add(field+"."+f.name, "applies only to keys fetched over HTTP (jwks_uri or discovery)")
@@ -723,9 +733,15 @@ func (s Source) validate(p *problems, field string) {
 
 // validateFetchURL checks a URL claimcheck fetches keys or discovery from.
 func validateFetchURL(p *problems, field, raw string, allowHTTP bool) {
+	validateURL(p, field, raw, allowHTTP, "to fetch keys from (or set jwks_uri or jwks_file)")
+}
+
+// validateURL checks a URL claimcheck sends requests to; what says what
+// the URL is for.
+func validateURL(p *problems, field, raw string, allowHTTP bool, what string) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		p.add(field, "expected an absolute https URL to fetch keys from (or set jwks_uri or jwks_file), got %q", raw)
+		p.add(field, "expected an absolute https URL %s, got %q", what, raw)
 		return
 	}
 	if u.Scheme == "http" && !allowHTTP && !IsLoopback(u.Hostname()) {
@@ -793,6 +809,9 @@ var yamlTypeNames = map[string]string{
 	"config.DecisionLog": "decision_log",
 	"config.Upload":      "decision_log.upload",
 	"config.Log":         "log",
+
+	"config.Introspection": "issuers[].introspection",
+	"config.Userinfo":      "issuers[].userinfo",
 }
 
 var (

@@ -224,7 +224,7 @@ func (c *IssuerServer) validate() error {
 		p.add("issuer", "http is allowed only for loopback hosts or with allow_insecure_http: true, got %q", c.Issuer)
 	}
 	validateAudiences(&p, "audiences", c.Audiences)
-	validateTTL(&p, "token_ttl", c.TokenTTL)
+	validateTokenTTL(&p, "token_ttl", c.TokenTTL)
 	if c.KeyDir == "" {
 		p.add("key_dir", "expected a directory for the signing keys, e.g. /var/lib/claimcheck-issuer")
 	}
@@ -294,7 +294,7 @@ func (cl IssuerClient) validate(p *problems, field string) {
 	if cl.TokenFormat != TokenFormatJWT && cl.TokenFormat != TokenFormatOpaque {
 		p.add(field+".token_format", "expected jwt or opaque, got %q", cl.TokenFormat)
 	}
-	validateTTL(p, field+".token_ttl", cl.TokenTTL)
+	validateTokenTTL(p, field+".token_ttl", cl.TokenTTL)
 	for name, v := range cl.Claims {
 		f := field + ".claims." + name
 		if slices.Contains(RegisteredClaims, name) {
@@ -323,7 +323,7 @@ func validateAudiences(p *problems, field string, auds []string) {
 	}
 }
 
-func validateTTL(p *problems, field string, d Duration) {
+func validateTokenTTL(p *problems, field string, d Duration) {
 	if t := time.Duration(d); t < minTokenTTL || t > maxTokenTTL {
 		p.add(field, "expected a duration from %s to %s, got %s", minTokenTTL, maxTokenTTL, t)
 	}

@@ -320,7 +320,7 @@ func (c *Cache) thumbprint(k jwk.Key) (tp [sha256.Size]byte, ok bool) {
 // time will not cure.
 func negativeCacheable(err error) bool {
 	switch {
-	case errors.Is(err, ErrKeysUnavailable), errors.Is(err, ErrTooLarge),
+	case Unavailable(err), errors.Is(err, ErrTooLarge),
 		errors.Is(err, ErrNotYetValid), errors.Is(err, ErrIssuedInFuture),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false

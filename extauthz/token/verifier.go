@@ -17,6 +17,9 @@ const DefaultMaxSize = 16 << 10
 
 // Token is a verified access token.
 type Token struct {
+	// Kind is KindJWT for a token verified locally, KindOpaque for one
+	// whose claims came from the issuer's introspection endpoint.
+	Kind string
 	// Issuer is the iss claim; it equals the Issuer of a configured entry.
 	Issuer string
 	// Header holds the "alg", "kid" and "typ" header parameters that are
@@ -226,6 +229,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 		}
 	}
 	return &Token{
+		Kind:   KindJWT,
 		Issuer: iss.name,
 		Header: header,
 		Claims: payload,

@@ -30,6 +30,45 @@ const (
 	ServeOversized
 )
 
+// faults are the failures a test server can be told to stage; the
+// servers embed them.
+type faults struct {
+	mu    sync.Mutex
+	fail  bool
+	mode  Mode
+	delay time.Duration
+}
+
+// Fail makes the server's endpoints answer 500 while fail is true.
+func (f *faults) Fail(fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = fail
+}
+
+// SetMode changes what a JWKSServer's JWKS endpoint, or both of an
+// IntrospectionServer's endpoints, answer: garbage (ServeGarbage), an
+// oversized body (ServeOversized), or the real answer (ServeKeys).
+func (f *faults) SetMode(m Mode) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mode = m
+}
+
+// SetDelay makes the server's endpoints wait d before answering (or until
+// the client gives up).
+func (f *faults) SetDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delay = d
+}
+
+func (f *faults) get() (fail bool, mode Mode, delay time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fail, f.mode, f.delay
+}
+
 // JWKSServer is an issuer stand-in: an HTTP server on the loopback interface
 // that serves a JWKS at /jwks.json and the issuer's discovery document,
 // both for OpenID Connect (at {issuer}/.well-known/openid-configuration)
@@ -43,14 +82,13 @@ type JWKSServer struct {
 
 	tb  testing.TB
 	srv *httptest.Server
+	faults
 
 	mu        sync.Mutex
 	jwks      []byte
 	issuer    string
 	jwksURI   string
-	fail      bool
-	mode      Mode
-	delay     time.Duration
+	metadata  map[string]string
 	header    http.Header
 	etag      string
 	allReqs   int
@@ -139,26 +177,19 @@ func (s *JWKSServer) SetJWKSURI(u string) {
 	s.jwksURI = u
 }
 
-// Fail makes both endpoints answer 500 while fail is true.
-func (s *JWKSServer) Fail(fail bool) {
+// SetMetadata adds member name with value to the discovery document, e.g.
+// "introspection_endpoint"; an empty value removes it.
+func (s *JWKSServer) SetMetadata(name, value string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fail = fail
-}
-
-// SetMode changes what the JWKS endpoint serves.
-func (s *JWKSServer) SetMode(m Mode) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.mode = m
-}
-
-// SetDelay makes both endpoints wait d before answering (or until the
-// client gives up).
-func (s *JWKSServer) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
+	if s.metadata == nil {
+		s.metadata = map[string]string{}
+	}
+	if value == "" {
+		delete(s.metadata, name)
+	} else {
+		s.metadata[name] = value
+	}
 }
 
 // SetHeader makes JWKS responses, 304s included, carry the header name
@@ -230,9 +261,10 @@ func (s *JWKSServer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		s.condReqs++
 	}
 	s.userAgent = r.UserAgent()
-	fail, body, mode, delay, etag := s.fail, s.jwks, s.mode, s.delay, s.etag
+	body, etag := s.jwks, s.etag
 	header := s.header.Clone()
 	s.mu.Unlock()
+	fail, mode, delay := s.faults.get()
 
 	if !wait(r, delay) {
 		return
@@ -299,8 +331,13 @@ func (s *JWKSServer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.discoReqs++
-	fail, iss, jwksURI, delay := s.fail, s.issuer, s.jwksURI, s.delay
+	iss, jwksURI := s.issuer, s.jwksURI
+	doc := map[string]string{}
+	for k, v := range s.metadata {
+		doc[k] = v
+	}
 	s.mu.Unlock()
+	fail, _, delay := s.faults.get()
 	if jwksURI == "" {
 		jwksURI = s.JWKSURI()
 	}
@@ -313,8 +350,6 @@ func (s *JWKSServer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]string{
-		"issuer":   iss,
-		"jwks_uri": jwksURI,
-	})
+	doc["issuer"], doc["jwks_uri"] = iss, jwksURI
+	json.NewEncoder(w).Encode(doc)
 }
