@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -79,6 +80,15 @@ type staticPolicy struct{ p Policy }
 
 func (s staticPolicy) Policy() Policy { return s.p }
 
+// UserinfoFetcher gives the OpenID Connect userinfo of a verified token,
+// for input.token.userinfo; *introspect.Userinfos is one.
+type UserinfoFetcher interface {
+	// Userinfo returns tok's userinfo, fetched with raw; nil, nil when tok's
+	// issuer has none or its failure policy says to go on without it. An
+	// error wraps a token package sentinel.
+	Userinfo(ctx context.Context, tok *token.Token, raw string) (map[string]any, error)
+}
+
 // DecisionLogger records decisions; it must not block the Check for long.
 type DecisionLogger interface {
 	LogDecision(ctx context.Context, d *Decision)
@@ -115,6 +125,9 @@ type Config struct {
 	DecisionLog DecisionLogger
 	// DefaultRule names the policy's configured decision rule in decisions.
 	DefaultRule string
+	// Userinfo fetches input.token.userinfo, only for policies that can
+	// read it; nil fetches none.
+	Userinfo UserinfoFetcher
 
 	// MaxHeaders and MaxHeaderBytes bound the request headers; a request
 	// over either is denied (431). Zero means no bound.
@@ -137,6 +150,7 @@ type Authorizer struct {
 	forward  []forwardRule // sorted by claim for deterministic output
 	// logInput: the DecisionLogger reads Decision.Input (see InputNeeder).
 	logInput bool
+	parts    atomic.Pointer[policyParts] // input parts of the last policy seen
 }
 
 type forwardRule struct{ claim, header string }
@@ -242,7 +256,7 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 			if req, body, _, ok := a.requestBody(req, r); ok {
 				parts := allParts
 				parts.body = body
-				if v, err := buildInput(req, r, nil, parts); err == nil {
+				if v, err := buildInput(req, r, nil, nil, parts); err == nil {
 					d.Input = inputMap(v)
 				}
 			}
@@ -338,15 +352,20 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 		return a.unavailable(ReasonNoPolicy, "the policy has not loaded yet")
 	}
 
-	// input.attributes (opa-envoy-plugin's shape) and the request headers
-	// are the costliest parts of the input: build them only for policies
-	// that can read them.
+	// Build only the parts of the input the policy can read: input.attributes
+	// (opa-envoy-plugin's shape) alone is over a third of a Check.
 	parts := allParts
 	if !wantInput {
-		parts = inputParts{attributes: p.UsesInput("attributes"), headers: p.UsesInput("request", "headers")}
+		parts = a.partsFor(p)
+	}
+	var info map[string]any
+	if tok != nil && a.cfg.Userinfo != nil && p.UsesInput("token", "userinfo") {
+		if info, err = a.cfg.Userinfo.Userinfo(ctx, tok, f.raw); err != nil {
+			return a.tokenRejected(err)
+		}
 	}
 	parts.body = body
-	v, err := buildInput(req, r, tok, parts)
+	v, err := buildInput(req, r, tok, info, parts)
 	if err != nil {
 		return a.unavailable(ReasonInternal, err.Error())
 	}
@@ -453,7 +472,7 @@ func (a *Authorizer) missingToken() Decision {
 func (a *Authorizer) tokenRejected(err error) Decision {
 	reason := token.Reason(err)
 	desc := err.Error()
-	if errors.Is(err, token.ErrKeysUnavailable) {
+	if token.Unavailable(err) {
 		return a.unavailable(reason, desc)
 	}
 	if reason == ReasonInternal {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -76,6 +78,7 @@ func (f *fakePolicy) UsesInput(path ...string) bool {
 func allowAll(map[string]any) (policy.Result, error) { return policy.Result{Allowed: true}, nil }
 
 var goodToken = &token.Token{
+	Kind:   token.KindJWT,
 	Issuer: "https://id.example.com",
 	Header: map[string]any{"alg": "ES256", "kid": "k1", "typ": "at+jwt"},
 	Claims: map[string]any{
@@ -615,25 +618,37 @@ func TestDecisionCarriesRequestAndID(t *testing.T) {
 	}
 }
 
-func TestCostlyInputPartsBuiltOnlyForPoliciesThatReadThem(t *testing.T) {
-	for _, reads := range []map[string]bool{{"token": true}, {"attributes": true}, {"request.headers": true}, nil} {
+func TestInputPartsBuiltOnlyForPoliciesThatReadThem(t *testing.T) {
+	optional := []string{"attributes", "source", "destination", "context_extensions", "parsed_path", "parsed_query", "version"}
+	readers := []map[string]bool{{"token": true}, {"request.headers": true}, {"request.query": true}, nil}
+	for _, k := range optional {
+		readers = append(readers, map[string]bool{k: true})
+	}
+	for _, reads := range readers {
 		p := &fakePolicy{fn: allowAll, reads: reads}
 		d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
 			Check(context.Background(), httpRequest("GET", "/orders", bearer("good")))
 		if !d.Allowed {
 			t.Fatalf("denied: %s", d.Reason)
 		}
-		_, built := p.input["attributes"]
-		if want := reads == nil || reads["attributes"]; built != want {
-			t.Errorf("policy reading %v: input.attributes built = %v, want %v", reads, built, want)
+		for _, k := range optional {
+			_, built := p.input[k]
+			if want := reads == nil || reads[k]; built != want {
+				t.Errorf("policy reading %v: input.%s built = %v, want %v", reads, k, built, want)
+			}
+		}
+		if _, ok := p.input["token"]; !ok {
+			t.Errorf("policy reading %v: input.token missing", reads)
 		}
 		req, ok := p.input["request"].(map[string]any)
 		if !ok || req["method"] != "GET" {
 			t.Fatalf("policy reading %v: input.request = %v", reads, p.input["request"])
 		}
-		_, built = req["headers"]
-		if want := reads == nil || reads["request.headers"]; built != want {
-			t.Errorf("policy reading %v: input.request.headers built = %v, want %v", reads, built, want)
+		for _, k := range []string{"headers", "query"} {
+			_, built := req[k]
+			if want := reads == nil || reads["request."+k]; built != want {
+				t.Errorf("policy reading %v: input.request.%s built = %v, want %v", reads, k, built, want)
+			}
 		}
 	}
 }
@@ -656,5 +671,41 @@ func TestDecisionLoggerPanicLeavesTheDecision(t *testing.T) {
 		if d.Allowed != tt.allowed {
 			t.Errorf("allowed = %v, want %v (reason %q)", d.Allowed, tt.allowed, d.Reason)
 		}
+	}
+}
+
+// TestRealPolicySeesTheInputPartsItReads: with the real engine's analysis,
+// a policy gets every part it reads, however it spells the reference.
+func TestRealPolicySeesTheInputPartsItReads(t *testing.T) {
+	rules := map[string]string{
+		"dotted":             `allow if input.source.address == "10.0.0.7"`,
+		"bracketed":          `allow if input["destination"].port == 8080`,
+		"iterated":           `allow if { some k, _ in input.context_extensions; k == "route" }`,
+		"parsed path":        `allow if input.parsed_path == ["orders", "1"]`,
+		"parsed query":       `allow if input.parsed_query.verbose == ["true"]`,
+		"request query":      `allow if input.request.query.verbose == ["true"]`,
+		"request headers":    `allow if input.request.headers["user-agent"] == "t/1"`,
+		"version via a copy": `allow if { x := input; x.version.ext_authz == "v3" }`,
+		"dynamic key":        `allow if { k := "parsed_path"; count(input[k]) == 2 }`,
+		"attributes":         `allow if input.attributes.contextExtensions.route == "orders"`,
+	}
+	for name, rule := range rules {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := "package x\n\ndefault allow := false\n\n" + rule + "\n"
+			if err := os.WriteFile(filepath.Join(dir, "x.rego"), []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p, err := policy.New(context.Background(), policy.Config{Paths: []string{dir}, Decision: "x/allow"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p)
+			h := bearer("good")
+			h["user-agent"] = "t/1"
+			if d := a.Check(context.Background(), httpRequest("GET", "/orders/1?verbose=true", h)); !d.Allowed {
+				t.Errorf("denied (%s: %s); the policy did not see the part it reads", d.Reason, d.Description)
+			}
+		})
 	}
 }

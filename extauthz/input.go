@@ -3,7 +3,9 @@ package extauthz
 import (
 	"fmt"
 	"net/url"
+	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -64,11 +66,28 @@ func headerMap(h *authv3.AttributeContext_HttpRequest) map[string]string {
 		}
 		return out
 	}
-	out := make(map[string]string, len(h.GetHeaders()))
-	for k, v := range h.GetHeaders() {
+	hs := h.GetHeaders()
+	if lowerKeys(hs) {
+		return hs // Envoy sends lower-case names; the map is only read
+	}
+	out := make(map[string]string, len(hs))
+	for k, v := range hs {
 		out[strings.ToLower(k)] = v
 	}
 	return out
+}
+
+// lowerKeys reports whether strings.ToLower would leave every key of m
+// unchanged: no upper-case ASCII letter and nothing beyond ASCII.
+func lowerKeys(m map[string]string) bool {
+	for k := range m {
+		for i := 0; i < len(k); i++ {
+			if c := k[i]; 'A' <= c && c <= 'Z' || c >= utf8.RuneSelf {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Key terms of the input document, shared by every input (terms are
@@ -82,7 +101,7 @@ var (
 	kScheme, kProtocol, kID         = ast.StringTerm("scheme"), ast.StringTerm("protocol"), ast.StringTerm("id")
 	kAddress, kPort, kPrincipal     = ast.StringTerm("address"), ast.StringTerm("port"), ast.StringTerm("principal")
 	kIssuer, kClaims, kHeader       = ast.StringTerm("issuer"), ast.StringTerm("claims"), ast.StringTerm("header")
-	kScopes                         = ast.StringTerm("scopes")
+	kScopes, kKind, kUserinfo       = ast.StringTerm("scopes"), ast.StringTerm("kind"), ast.StringTerm("userinfo")
 
 	versionTerm = ast.ObjectTerm(
 		[2]*ast.Term{ast.StringTerm("ext_authz"), ast.StringTerm("v3")},
@@ -95,47 +114,109 @@ var (
 // no JSON round trip and no ast.InterfaceToValue. Decision.Input, the same
 // document as Go values, is derived from it only when something reads it
 // (see Authorizer.needInput).
-// inputParts says which costly parts of the input to build; a policy that
-// cannot read a part does not get it.
+// inputParts says which parts of the input to build: a policy that cannot
+// read a part does not get it. input.request and input.token are always
+// built.
 type inputParts struct {
-	attributes bool       // input.attributes, opa-envoy-plugin's shape
-	headers    bool       // input.request.headers
-	body       *bodyInput // input.parsed_body and input.truncated_body; nil: absent
+	attributes        bool // input.attributes, opa-envoy-plugin's shape
+	headers           bool // input.request.headers
+	query             bool // input.request.query
+	source            bool
+	destination       bool
+	contextExtensions bool
+	parsedPath        bool
+	parsedQuery       bool
+	version           bool
+	body              *bodyInput // input.parsed_body and input.truncated_body; nil: absent
 }
 
 // allParts is the whole input, for tools and decision log uploads.
-var allParts = inputParts{attributes: true, headers: true}
+var allParts = inputParts{
+	attributes: true, headers: true, query: true, source: true, destination: true,
+	contextExtensions: true, parsedPath: true, parsedQuery: true, version: true,
+}
 
-func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, parts inputParts) (ast.Object, error) {
+// policyParts memoises the input parts of one policy.
+type policyParts struct {
+	p     Policy
+	parts inputParts
+}
+
+// partsFor returns the parts of the input p may read, remembered for the
+// last policy seen (a policy changes only on reload).
+func (a *Authorizer) partsFor(p Policy) inputParts {
+	comparable := reflect.TypeOf(p).Comparable()
+	if m := a.parts.Load(); m != nil && comparable && m.p == p {
+		return m.parts
+	}
+	parts := inputParts{
+		attributes:        p.UsesInput("attributes"),
+		headers:           p.UsesInput("request", "headers"),
+		query:             p.UsesInput("request", "query"),
+		source:            p.UsesInput("source"),
+		destination:       p.UsesInput("destination"),
+		contextExtensions: p.UsesInput("context_extensions"),
+		parsedPath:        p.UsesInput("parsed_path"),
+		parsedQuery:       p.UsesInput("parsed_query"),
+		version:           p.UsesInput("version"),
+	}
+	if comparable {
+		a.parts.Store(&policyParts{p, parts})
+	}
+	return parts
+}
+
+// buildInput's userinfo, when not nil, becomes input.token.userinfo.
+func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, userinfo map[string]any, parts inputParts) (ast.Object, error) {
 	attrs := req.GetAttributes()
-	query := valuesTerm(r.query)
+	var query *ast.Term
+	if parts.query || parts.parsedQuery {
+		query = valuesTerm(r.query)
+	}
 	request := make([][2]*ast.Term, 0, 8)
 	request = append(request,
 		[2]*ast.Term{kMethod, ast.StringTerm(r.method)},
 		[2]*ast.Term{kPath, ast.StringTerm(r.path)},
-		[2]*ast.Term{kQuery, query},
 		[2]*ast.Term{kHost, ast.StringTerm(r.host)},
 		[2]*ast.Term{kScheme, ast.StringTerm(r.scheme)},
 		[2]*ast.Term{kProtocol, ast.StringTerm(r.protocol)},
 		[2]*ast.Term{kID, ast.StringTerm(r.id)},
 	)
+	if parts.query {
+		request = append(request, [2]*ast.Term{kQuery, query})
+	}
 	if parts.headers {
 		request = append(request, [2]*ast.Term{kHeaders, stringMapTerm(r.headers)})
 	}
 	pairs := make([][2]*ast.Term, 0, 11)
-	pairs = append(pairs,
-		[2]*ast.Term{kRequest, ast.ObjectTerm(request...)},
-		[2]*ast.Term{kSource, peerTerm(attrs.GetSource())},
-		[2]*ast.Term{kDestination, peerTerm(attrs.GetDestination())},
-		[2]*ast.Term{kContextExtensions, stringMapTerm(attrs.GetContextExtensions())},
-		[2]*ast.Term{kParsedPath, parsedPath(r.path)},
-		[2]*ast.Term{kParsedQuery, query},
-		[2]*ast.Term{kVersion, versionTerm},
-	)
+	pairs = append(pairs, [2]*ast.Term{kRequest, ast.ObjectTerm(request...)})
+	if parts.source {
+		pairs = append(pairs, [2]*ast.Term{kSource, peerTerm(attrs.GetSource())})
+	}
+	if parts.destination {
+		pairs = append(pairs, [2]*ast.Term{kDestination, peerTerm(attrs.GetDestination())})
+	}
+	if parts.contextExtensions {
+		pairs = append(pairs, [2]*ast.Term{kContextExtensions, stringMapTerm(attrs.GetContextExtensions())})
+	}
+	if parts.parsedPath {
+		pairs = append(pairs, [2]*ast.Term{kParsedPath, parsedPath(r.path)})
+	}
+	if parts.parsedQuery {
+		pairs = append(pairs, [2]*ast.Term{kParsedQuery, query})
+	}
+	if parts.version {
+		pairs = append(pairs, [2]*ast.Term{kVersion, versionTerm})
+	}
 	if tok != nil {
 		t, err := memoTokenTerm(tok)
 		if err != nil {
 			return nil, fmt.Errorf("policy input: token: %w", err)
+		}
+		if userinfo != nil {
+			if t, err = withUserinfo(t, userinfo); err != nil {
+				return nil, fmt.Errorf("policy input: token.userinfo: %w", err)
+			}
 		}
 		pairs = append(pairs, [2]*ast.Term{kToken, t})
 	}
@@ -180,11 +261,25 @@ func tokenTerm(t *token.Token) (*ast.Term, error) {
 		scopes[i] = ast.StringTerm(s)
 	}
 	return ast.ObjectTerm(
+		[2]*ast.Term{kKind, ast.StringTerm(t.Kind)},
 		[2]*ast.Term{kIssuer, ast.StringTerm(t.Issuer)},
 		[2]*ast.Term{kClaims, claims},
 		[2]*ast.Term{kHeader, header},
 		[2]*ast.Term{kScopes, ast.ArrayTerm(scopes...)},
 	), nil
+}
+
+// withUserinfo returns the token term t, shared by cache hits and so left
+// as it is, with a userinfo member added.
+func withUserinfo(t *ast.Term, userinfo map[string]any) (*ast.Term, error) {
+	info, err := jsonTerm(userinfo)
+	if err != nil {
+		return nil, err
+	}
+	obj := t.Value.(ast.Object)
+	pairs := make([][2]*ast.Term, 0, obj.Len()+1)
+	obj.Foreach(func(k, v *ast.Term) { pairs = append(pairs, [2]*ast.Term{k, v}) })
+	return ast.ObjectTerm(append(pairs, [2]*ast.Term{kUserinfo, info})...), nil
 }
 
 func peerTerm(p *authv3.AttributeContext_Peer) *ast.Term {

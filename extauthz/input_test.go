@@ -299,7 +299,7 @@ func referenceInput(t *testing.T, req *authv3.CheckRequest, r *request, tok *tok
 		for _, s := range tok.Scopes {
 			scopes = append(scopes, s)
 		}
-		input["token"] = map[string]any{"issuer": tok.Issuer, "claims": tok.Claims, "header": header, "scopes": scopes}
+		input["token"] = map[string]any{"kind": tok.Kind, "issuer": tok.Issuer, "claims": tok.Claims, "header": header, "scopes": scopes}
 	}
 	return input
 }
@@ -318,7 +318,7 @@ func TestInputMatchesReferenceBuilder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := buildInput(req, r, tok, allParts)
+			got, err := buildInput(req, r, tok, nil, allParts)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
@@ -331,6 +331,38 @@ func TestInputMatchesReferenceBuilder(t *testing.T) {
 				t.Errorf("%s: inputMap does not round-trip: %v", name, err)
 			}
 		}
+	}
+}
+
+// TestInputUserinfoLeavesSharedTokenTerm adds input.token.userinfo without
+// touching the token's memoized term, which cache hits share.
+func TestInputUserinfoLeavesSharedTokenTerm(t *testing.T) {
+	req := httpRequest("GET", "/orders/1", bearer("x"))
+	r, err := parseRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An introspected token memoizes its term as a verified one does.
+	tok, err := token.Rules{Issuer: "https://id.example.com", Audiences: []string{"orders-api"}}.Opaque(
+		map[string]any{"aud": "orders-api", "sub": "svc", "exp": json.Number("4000000000")}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := map[string]any{"sub": "svc", "email": "svc@example.com", "groups": []any{"ops"}}
+	with, err := buildInput(req, r, tok, info, inputParts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := buildInput(req, r, tok, nil, inputParts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := inputMap(with)["token"].(map[string]any)
+	if got := m["userinfo"].(map[string]any); got["email"] != "svc@example.com" || m["kind"] != token.KindOpaque {
+		t.Errorf("input.token = %v", m)
+	}
+	if _, ok := inputMap(without)["token"].(map[string]any)["userinfo"]; ok {
+		t.Error("userinfo leaked into the token term shared with other requests")
 	}
 }
 

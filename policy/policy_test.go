@@ -910,7 +910,7 @@ func TestEvalIsSafeForConcurrentUse(t *testing.T) {
 		"policy.rego": authzModule(`default decision := false
 decision := {"allowed": true, "headers": {"x-user": input.user}} if input.user in data.users`),
 		"data.json": `{"users": ["u0", "u2", "u4", "u6"]}`,
-	}, authzDecision)
+	}, authzDecision, WithEvalTimeout(time.Minute)) // about sharing, not speed: a loaded CI machine must not fail it
 
 	const goroutines, iterations = 16, 50
 	var wg sync.WaitGroup

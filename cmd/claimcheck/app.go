@@ -53,6 +53,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 			Audiences:  ic.Audiences,
 			Algorithms: ic.Algorithms,
 			ClockSkew:  time.Duration(ic.ClockSkew),
+			RequireTyp: ic.RequireTyp,
 			Keys:       src,
 		})
 	}
@@ -70,6 +71,11 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 			NegativeTTL: tc.Negative(),
 		})
 		verifier = a.cache
+	}
+	verifier, userinfo, err := withIntrospection(cfg, verifier, log)
+	if err != nil {
+		a.close()
+		return nil, err
 	}
 	if a.policy, err = a.policySource(ctx, cfg, log, o.watch); err != nil {
 		a.close()
@@ -98,6 +104,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		AllowDryRunRoutes: cfg.Routes.AllowDryRun,
 		DecisionLog:       dlog,
 		DefaultRule:       cfg.Policy.Decision,
+		Userinfo:          userinfo,
 
 		MaxHeaders:     cfg.Limits.MaxHeaders,
 		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,

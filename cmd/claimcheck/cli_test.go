@@ -108,7 +108,7 @@ func TestCheckCommandUsageErrorsExit2(t *testing.T) {
 }
 
 func TestValidateCommand(t *testing.T) {
-	for _, cfg := range []string{quickstartConfig, "../../examples/oidc-provider/claimcheck.yaml"} {
+	for _, cfg := range []string{quickstartConfig, "../../examples/oidc-provider/claimcheck.yaml", "../../examples/oidc-provider/claimcheck-opaque.yaml"} {
 		code, out, errOut := runCLI(t, "", "validate", "--config", cfg)
 		if code != 0 || !strings.Contains(out, "OK") {
 			t.Fatalf("validate %s: exit %d: %s %s", cfg, code, out, errOut)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -382,10 +384,30 @@ func TestUnixSocketAndGracefulStop(t *testing.T) {
 	key := tokentest.NewECKey(t, "k1")
 	dir := t.TempDir()
 	jwks := tokentest.WriteJWKSFile(t, dir, key)
+	// The policy calls a server that holds its answer until SIGTERM has been
+	// sent, so the Check is in flight during shutdown however slow the
+	// machine is.
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(arrived) })
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok": true}`)
+	}))
+	defer hold.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
 	policyFile := filepath.Join(dir, "slow.rego")
-	// The allow rule does real work so that the Check is still running when
-	// SIGTERM arrives.
-	rego := "package slow\n\nallow if count([x | some x in numbers.range(1, 2000000); x % 7 == 0]) > 0\n"
+	rego := fmt.Sprintf("package slow\n\nallow if http.send({\"method\": \"GET\", \"url\": %q}).body.ok\n", hold.URL)
 	if err := os.WriteFile(policyFile, []byte(rego), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +417,7 @@ issuers:
   - issuer: https://id.example.com
     audiences: [orders-api]
     jwks_file: %s
-policy: {paths: [%s], decision: slow/allow, timeout: 10s}
+policy: {paths: [%s], decision: slow/allow, timeout: 10s, allow_network: true}
 `, jwks, policyFile)
 	sock := filepath.Join(dir, "claimcheck.sock")
 	s := startServer(t, config, "unix://"+sock)
@@ -408,13 +430,27 @@ policy: {paths: [%s], decision: slow/allow, timeout: 10s}
 	}
 	res := make(chan result, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		resp, err := authv3.NewAuthorizationClient(s.conn).Check(ctx, request("GET", "/", bearer(tok)))
 		res <- result{resp, err}
 	}()
-	time.Sleep(100 * time.Millisecond)
-	if code := s.stop(t); code != 0 {
+	select {
+	case <-arrived:
+	case <-time.After(time.Minute):
+		t.Fatal("the Check never reached the policy's http.send")
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the server start draining
+	close(release)
+	select {
+	case <-s.done:
+	case <-time.After(time.Minute):
+		t.Fatal("claimcheck did not exit after SIGTERM")
+	}
+	if code := s.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("exit code = %d, want 0", code)
 	}
 	r := <-res

@@ -97,6 +97,7 @@ func loggedDecision(t *testing.T, path, id string) (allowed bool, reason string)
 // real binary over real gRPC.
 func TestLimitsEndToEnd(t *testing.T) {
 	s, key, decisions := limitsServer(t, `policy: {paths: ["{{POLICY}}"], decision: lim/allow, timeout: 5s}
+token: {max_size: 4096}
 limits:
   grpc_max_receive_bytes: 65536
   grpc_max_concurrent_streams: 7

@@ -9,6 +9,9 @@
 //	claimcheck policy test [-v] [--coverage] PATH...
 //	claimcheck token mint   --key FILE --claims JSON
 //	claimcheck token keygen --alg ES256 --kid ID --private FILE --jwks FILE
+//	claimcheck issuer --config FILE          serve a client-credentials token issuer
+//	claimcheck issuer hash-secret < secret   print a client secret's bcrypt hash
+//	claimcheck demo [--run]                  issuer, claimcheck and an API on loopback
 //	claimcheck version
 package main
 
@@ -36,6 +39,9 @@ Commands:
   policy test [-v] [--coverage] PATH...   run Rego unit tests, as opa test does
   token mint   --key FILE --claims JSON [--ttl 1h]    sign a token (development and tests)
   token keygen --alg ES256 --kid ID --private FILE --jwks FILE
+  issuer --config FILE             serve an OAuth 2.0 client-credentials token issuer
+  issuer hash-secret < SECRET      print the bcrypt hash of a client secret
+  demo [--run]                     run an issuer, claimcheck and a protected API on loopback
   version                          print the version
 
 Run 'claimcheck COMMAND -h' for a command's flags.
@@ -61,6 +67,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return tokenCmd(args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd(ctx, args[1:], stdout, stderr)
+	case "issuer":
+		return issuerCmd(ctx, args[1:], stdin, stdout, stderr)
+	case "demo":
+		return demoCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "claimcheck", version())
 		return exitOK
@@ -72,7 +82,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return exitUsage
 }
 
+// buildVersion is set at link time, as the Dockerfile does
+// (-ldflags "-X main.buildVersion=v1.2.3"); empty means the module version
+// that Go recorded in the build info.
+var buildVersion string
+
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
 		return bi.Main.Version
 	}

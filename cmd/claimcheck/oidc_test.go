@@ -74,10 +74,10 @@ func startOIDCProvider(t *testing.T) string {
 }
 
 // clientCredentialsToken gets an access token with the client-credentials
-// grant, as a calling service would.
-func clientCredentialsToken(t *testing.T, issuer, clientID, secret string, basic bool) string {
+// grant, as a calling service would, optionally for an RFC 8707 resource.
+func clientCredentialsToken(t *testing.T, issuer, clientID, secret string, basic bool, resource ...string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}}
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"orders:read"}, "resource": resource}
 	if !basic {
 		form.Set("client_id", clientID)
 		form.Set("client_secret", secret)
@@ -110,17 +110,7 @@ func clientCredentialsToken(t *testing.T, issuer, clientID, secret string, basic
 // grant, the quickstart's client_id policy.
 func TestRealOpenIDProvider(t *testing.T) {
 	issuer := startOIDCProvider(t)
-	config := fmt.Sprintf(`
-listen: {grpc: "{{LISTEN}}"}
-issuers:
-  - issuer: %s
-    audiences: [orders-api]
-    algorithms: [ES256]
-policy: {paths: [%s]}
-forward:
-  claims: {client_id: x-client-id}
-`, issuer, quickstartPolicy(t))
-	s := startServer(t, config, freeAddr(t))
+	s := startServer(t, discoveryConfig(t, issuer, "{client_id: x-client-id}"), freeAddr(t))
 	s.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 
 	allowed := clientCredentialsToken(t, issuer, "service-client-id", "service-secret", true)
@@ -137,17 +127,22 @@ forward:
 		{"a token cut short", request("GET", "/orders/7", bearer(allowed[:len(allowed)-10])), codes.Unauthenticated, "signature_invalid"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			resp := s.check(t, tt.req)
-			if got := codes.Code(resp.GetStatus().GetCode()); got != tt.code || reason(resp) != tt.reason {
-				t.Fatalf("got %v %q, want %v %q (body %q)", got, reason(resp), tt.code, tt.reason, resp.GetDeniedResponse().GetBody())
-			}
-			if tt.code == codes.OK && headerValue(resp, false, "x-client-id") != "service-client-id" {
-				t.Errorf("x-client-id = %q", headerValue(resp, false, "x-client-id"))
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { expectAnswer(t, s, tt.req, tt.code, tt.reason) })
 	}
 	if code := s.stop(t); code != 0 {
 		t.Errorf("exit code = %d", code)
+	}
+}
+
+// expectAnswer asks s about req and fails unless the answer has code and
+// reason; an allow must forward x-client-id: service-client-id.
+func expectAnswer(t *testing.T, s *server, req *authv3.CheckRequest, code codes.Code, wantReason string) {
+	t.Helper()
+	resp := s.check(t, req)
+	if got := codes.Code(resp.GetStatus().GetCode()); got != code || reason(resp) != wantReason {
+		t.Fatalf("got %v %q, want %v %q (body %q)", got, reason(resp), code, wantReason, resp.GetDeniedResponse().GetBody())
+	}
+	if code == codes.OK && headerValue(resp, false, "x-client-id") != "service-client-id" {
+		t.Errorf("x-client-id = %q", headerValue(resp, false, "x-client-id"))
 	}
 }

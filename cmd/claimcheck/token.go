@@ -1,11 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,6 +13,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/claimcheck/claimcheck/extauthz/issuer"
 )
 
 const tokenUsage = `usage: claimcheck token mint --key FILE --claims JSON [--ttl 1h] [--typ at+jwt]
@@ -159,7 +156,7 @@ func signingAlgorithm(key jwk.Key) (jwa.SignatureAlgorithm, error) {
 func keygenCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token keygen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	alg := fs.String("alg", "ES256", "RS256, ES256, ES384, ES512 or EdDSA")
+	alg := fs.String("alg", "ES256", "RS256, PS256, ES256, ES384, ES512 or EdDSA")
 	kid := fs.String("kid", "", "key ID (default: the key's SHA-256 thumbprint)")
 	privPath := fs.String("private", "", "file to write the private JWK to (mode 0600)")
 	jwksPath := fs.String("jwks", "", "file to write the public JWKS to")
@@ -169,42 +166,14 @@ func keygenCmd(args []string, stdout, stderr io.Writer) error {
 	if *privPath == "" || *jwksPath == "" {
 		return errors.New("token keygen: --private and --jwks are required")
 	}
-	var raw any
-	var err error
-	switch *alg {
-	case "RS256":
-		raw, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "ES256":
-		raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "ES384":
-		raw, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case "ES512":
-		raw, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	case "EdDSA":
-		_, raw, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		return fmt.Errorf("--alg: expected RS256, ES256, ES384, ES512 or EdDSA, got %q", *alg)
-	}
+	priv, err := issuer.NewPrivateKey(*alg)
 	if err != nil {
-		return err
-	}
-	priv, err := jwk.Import(raw)
-	if err != nil {
-		return err
-	}
-	sa, _ := jwa.LookupSignatureAlgorithm(*alg)
-	for k, v := range map[string]any{jwk.AlgorithmKey: sa, jwk.KeyUsageKey: "sig"} {
-		if err := priv.Set(k, v); err != nil {
-			return err
-		}
+		return fmt.Errorf("--alg: %w", err)
 	}
 	if *kid != "" {
-		err = priv.Set(jwk.KeyIDKey, *kid)
-	} else {
-		err = jwk.AssignKeyID(priv)
-	}
-	if err != nil {
-		return err
+		if err := priv.Set(jwk.KeyIDKey, *kid); err != nil {
+			return err
+		}
 	}
 	pub, err := priv.PublicKey()
 	if err != nil {

@@ -1,14 +1,18 @@
 // A real OpenID provider (panva's oidc-provider) for claimcheck's examples
 // and end-to-end tests: the OAuth 2.0 client-credentials grant with RFC 9068
-// JWT access tokens (via RFC 8707 resource indicators), OIDC discovery and a
-// JWKS. Listens on 127.0.0.1:$PORT; prints "ready ISSUER" when it does.
+// JWT access tokens (via RFC 8707 resource indicators) or opaque ones, OIDC
+// discovery, a JWKS, token introspection (RFC 7662) and revocation (RFC
+// 7009). Listens on 127.0.0.1:$PORT; prints "ready ISSUER" when it does.
 //
 //   PORT=9400 node server.mjs
 //
 // Clients (client_secret_basic or client_secret_post):
 //   service-client-id / service-secret   scopes orders:read orders:write
 //   some-other-client / other-secret     scopes orders:read
-// Resource "urn:orders-api" (the default) gives audience "orders-api".
+//   claimcheck / claimcheck-secret       no grants: introspects the others' tokens
+// Resource "urn:orders-api" (the default) gives JWT access tokens with
+// audience "orders-api"; resource "urn:orders-api:opaque" gives opaque ones
+// for the same audience, which only introspection can check.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -33,6 +37,7 @@ const jwks = {
 };
 
 const ordersAPI = 'urn:orders-api';
+const ordersAPIOpaque = 'urn:orders-api:opaque';
 
 const provider = new Provider(issuer, {
   jwks,
@@ -55,23 +60,35 @@ const provider = new Provider(issuer, {
       scope: 'orders:read',
       token_endpoint_auth_method: 'client_secret_post',
     },
+    {
+      client_id: 'claimcheck',
+      client_secret: 'claimcheck-secret',
+      grant_types: [],
+      redirect_uris: [],
+      response_types: [],
+    },
   ],
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
-    introspection: { enabled: true },
+    // Only claimcheck may introspect tokens issued to other clients.
+    introspection: {
+      enabled: true,
+      allowedPolicy: (ctx, client, token) => client.clientId === 'claimcheck' || client.clientId === token.clientId,
+    },
+    revocation: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => ordersAPI,
       useGrantedResource: () => true,
       getResourceServerInfo: (ctx, resource) => {
-        if (resource !== ordersAPI) {
+        if (resource !== ordersAPI && resource !== ordersAPIOpaque) {
           throw new Provider.errors.InvalidTarget();
         }
         return {
           audience: 'orders-api',
           scope: 'orders:read orders:write',
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: resource === ordersAPI ? 'jwt' : 'opaque',
           accessTokenTTL: 3600,
           jwt: { sign: { alg: 'ES256' } },
         };

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/claimcheck/claimcheck/extauthz/token"
 )
 
 // Config is the whole configuration file.
@@ -108,6 +110,9 @@ type Issuer struct {
 
 	Algorithms []string `yaml:"algorithms"`
 	ClockSkew  Duration `yaml:"clock_skew"`
+	// RequireTyp is the media type the tokens' "typ" header must name
+	// (e.g. at+jwt, RFC 9068); empty accepts any typ.
+	RequireTyp string `yaml:"require_typ"`
 
 	// Remote key sets (jwks_uri or discovery).
 	MinRefresh         Duration `yaml:"min_refresh"`
@@ -116,6 +121,13 @@ type Issuer struct {
 	CAFile             string   `yaml:"ca_file"`
 	AllowInsecureHTTP  bool     `yaml:"allow_insecure_http"`
 	RequireKeysAtStart bool     `yaml:"require_keys_at_start"`
+
+	// Introspection asks the issuer about tokens (RFC 7662); Introspect
+	// says which: opaque (default), always or jwt.
+	Introspection *Introspection `yaml:"introspection"`
+	Introspect    string         `yaml:"introspect"`
+	// Userinfo adds the issuer's OpenID Connect userinfo to the policy input.
+	Userinfo *Userinfo `yaml:"userinfo"`
 }
 
 // Remote reports whether the issuer's keys are fetched over HTTP.
@@ -415,6 +427,7 @@ func (c *Config) setDefaults(dir string) {
 		if is.HMACSecretFile != "" && len(is.Algorithms) == 0 {
 			is.Algorithms = []string{"HS256"}
 		}
+		is.setIntrospectionDefaults(dir)
 		if is.Remote() {
 			if is.Discovery == "" && is.JWKSURI == "" {
 				is.Discovery = "openid"
@@ -495,6 +508,7 @@ func (c *Config) validate() error {
 		}
 		issuers[is.Issuer] = true
 	}
+	c.validateOpaqueIssuers(&p)
 
 	for i, s := range c.Token.Sources {
 		s.validate(&p, fmt.Sprintf("token.sources[%d]", i))
@@ -620,6 +634,7 @@ func (is Issuer) validate(p *problems, field string) {
 		p.add(field+".discovery", "expected openid or oauth, got %q", is.Discovery)
 	}
 	is.validateRemote(p, field)
+	is.validateIntrospection(p, field)
 
 	hmac := is.HMACSecretFile != ""
 	for j, a := range is.Algorithms {
@@ -636,6 +651,9 @@ func (is Issuer) validate(p *problems, field string) {
 	if d := time.Duration(is.ClockSkew); d < 0 || d > maxClockSkew {
 		p.add(field+".clock_skew", "expected a duration between 0s and %s, got %s", maxClockSkew, d)
 	}
+	if is.RequireTyp != "" && !token.ValidTyp(is.RequireTyp) {
+		p.add(field+".require_typ", "expected a media type such as at+jwt or application/at+jwt, got %q", is.RequireTyp)
+	}
 }
 
 // validateRemote checks the settings of fetched key sets, and that they are
@@ -647,8 +665,8 @@ func (is Issuer) validateRemote(p *problems, field string) {
 			set  bool
 		}{
 			{"min_refresh", is.MinRefresh != 0}, {"max_refresh", is.MaxRefresh != 0},
-			{"fetch_timeout", is.FetchTimeout != 0}, {"ca_file", is.CAFile != ""},
-			{"allow_insecure_http", is.AllowInsecureHTTP}, {"require_keys_at_start", is.RequireKeysAtStart},
+			{"fetch_timeout", is.FetchTimeout != 0}, {"ca_file", is.CAFile != "" && !is.asksIssuer()},
+			{"allow_insecure_http", is.AllowInsecureHTTP && !is.asksIssuer()}, {"require_keys_at_start", is.RequireKeysAtStart},
 		} {
 			if f.set {
 				p.add(field+"."+f.name, "applies only to keys fetched over HTTP (jwks_uri or discovery)")
@@ -724,9 +742,15 @@ func (s Source) validate(p *problems, field string) {
 
 // validateFetchURL checks a URL claimcheck fetches keys or discovery from.
 func validateFetchURL(p *problems, field, raw string, allowHTTP bool) {
+	validateURL(p, field, raw, allowHTTP, "to fetch keys from (or set jwks_uri or jwks_file)")
+}
+
+// validateURL checks a URL claimcheck sends requests to; what says what
+// the URL is for.
+func validateURL(p *problems, field, raw string, allowHTTP bool, what string) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		p.add(field, "expected an absolute https URL to fetch keys from (or set jwks_uri or jwks_file), got %q", raw)
+		p.add(field, "expected an absolute https URL %s, got %q", what, raw)
 		return
 	}
 	if u.Scheme == "http" && !allowHTTP && !IsLoopback(u.Hostname()) {
@@ -797,6 +821,9 @@ var yamlTypeNames = map[string]string{
 	"config.TLS":         "listen.tls",
 	"config.Limits":      "limits",
 	"config.RequestBody": "limits.request_body",
+
+	"config.Introspection": "issuers[].introspection",
+	"config.Userinfo":      "issuers[].userinfo",
 }
 
 var (
@@ -830,6 +857,9 @@ func friendlyYAMLError(err error) error {
 
 func typeName(t string) string {
 	if n, ok := yamlTypeNames[t]; ok {
+		return n
+	}
+	if n, ok := issuerTypeNames[t]; ok {
 		return n
 	}
 	return t

@@ -70,6 +70,7 @@ issuers:
     jwks_uri: https://id.example.com/jwks.json
     algorithms: [RS256, ES256]
     clock_skew: 30s
+    require_typ: at+jwt
   - issuer: https://other.example.com
     audiences: [a, b]
 token:
@@ -89,6 +90,9 @@ log: {level: debug, format: text}
 	}
 	if c.TokenRequired() {
 		t.Error("required: false was ignored")
+	}
+	if c.Issuers[0].RequireTyp != "at+jwt" || c.Issuers[1].RequireTyp != "" {
+		t.Errorf("require_typ = %q, %q", c.Issuers[0].RequireTyp, c.Issuers[1].RequireTyp)
 	}
 	if c.Token.Sources[0].Header != "authorization" || c.Forward.Claims["client_id"] != "x-client-id" {
 		t.Error("header names are not lower-cased")
@@ -132,6 +136,10 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "missing public key file", replace: [2]string{"jwks_file: jwks.json", "public_key_file: key.pem"}, want: []string{"issuers[0].public_key_file", "key.pem"}},
 		{name: "none algorithm", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    algorithms: [none]"}, want: []string{"issuers[0].algorithms[0]"}},
 		{name: "skew too large", replace: [2]string{"30s", "1h"}, want: []string{"issuers[0].clock_skew", "between 0s and 10m0s"}},
+		{name: "require_typ with a space", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    require_typ: at jwt"}, want: []string{"issuers[0].require_typ", "media type", `"at jwt"`}},
+		{name: "require_typ with two slashes", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    require_typ: application/at/jwt"}, want: []string{"issuers[0].require_typ"}},
+		{name: "require_typ with parameters", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    require_typ: 'at+jwt; q=1'"}, want: []string{"issuers[0].require_typ"}},
+		{name: "require_typ not a string", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    require_typ: [at+jwt]"}, want: []string{"line 8", "expected a string"}},
 		{name: "duplicate issuer", replace: [2]string{"    clock_skew: 30s\n", "    clock_skew: 30s\n  - issuer: https://id.example.com\n    audiences: [x]\n    jwks_file: jwks.json\n"}, want: []string{"issuers[1].issuer", "twice"}},
 		{name: "source with two places", append: "token: {sources: [{header: x, query: y}]}\n", want: []string{"token.sources[0]", "exactly one of header, query or cookie"}},
 		{name: "prefix on a query source", append: "token: {sources: [{query: t, prefix: 'Bearer '}]}\n", want: []string{"token.sources[0].prefix"}},
@@ -164,6 +172,7 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "no concurrent streams", append: "limits: {grpc_max_concurrent_streams: -1}\n", want: []string{"limits.grpc_max_concurrent_streams"}},
 		{name: "too few headers", append: "limits: {max_headers: 3}\n", want: []string{"limits.max_headers", "16 to 10000"}},
 		{name: "header bytes too large", append: "limits: {max_header_bytes: 100000000}\n", want: []string{"limits.max_header_bytes"}},
+		{name: "header bytes below the token size", append: "token: {max_size: 65536}\nlimits: {max_header_bytes: 32768}\n", want: []string{"limits.max_header_bytes", "cannot carry a token of token.max_size (65536 bytes)"}},
 		{name: "body larger than a gRPC message", append: "limits: {request_body: {max_bytes: 8388608}}\n", want: []string{"limits.request_body.max_bytes", "does not fit in limits.grpc_max_receive_bytes (4194304)"}},
 		{name: "negative body size", append: "limits: {request_body: {max_bytes: -5}}\n", want: []string{"limits.request_body.max_bytes", "1 to 16777216"}},
 		{name: "check timeout too short", append: "limits: {check_timeout: 1ms}\n", want: []string{"limits.check_timeout", "10ms to 1m"}},
@@ -329,13 +338,43 @@ func TestShippedQuickstartConfigIsValid(t *testing.T) {
 	}
 }
 
+// TestParsedIssuersRefuseForgeries runs FuzzParse's verifier check on
+// configurations with each kind of issuer.
+func TestParsedIssuersRefuseForgeries(t *testing.T) {
+	dir := dirWithFiles(t)
+	writeFuzzFiles(t, dir)
+	keys := newForgeryKeys(t)
+	for _, yml := range []string{validYAML, hmacAndPEMYAML} {
+		c, err := Parse([]byte(yml), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refusesForgeries(t, c, keys)
+	}
+}
+
+const hmacAndPEMYAML = "listen: {http: \"127.0.0.1:1\"}\nissuers: [{issuer: a, audiences: [b], hmac_secret_file: hmac.secret, algorithms: [HS512]}, {issuer: c, audiences: [d], public_key_file: key.pem, require_typ: AT+JWT, algorithms: [ES256]}]\npolicy: {paths: [policy]}\n"
+
+// writeFuzzFiles adds the key files hmacAndPEMYAML names to dir.
+func writeFuzzFiles(tb testing.TB, dir string) {
+	tb.Helper()
+	for name, content := range map[string]string{"hmac.secret": strings.Repeat("s", 64), "key.pem": "not read by Parse"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(validYAML))
 	f.Add([]byte("listen: {grpc: \"unix:///x.sock\"}\nissuers: [{issuer: https://a, audiences: [b]}]\npolicy: {paths: [policy]}\n"))
 	f.Add([]byte("token: {sources: [{header: a, query: b}], max_size: -1}\n"))
 	f.Add([]byte("issuers: [{clock_skew: 1h}]\nforward: {claims: {'': ':path'}}\n"))
 	f.Add([]byte("{{{"))
+	f.Add([]byte(hmacAndPEMYAML))
 	dir := dirWithFiles(f)
+	writeFuzzFiles(f, dir)
+	keys := newForgeryKeys(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse(b, dir)
 		if err != nil {
@@ -350,6 +389,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("accepted an issuer without audiences: %+v", is)
 			}
 		}
+		refusesForgeries(t, c, keys)
 	})
 }
 
@@ -386,6 +426,14 @@ func TestParseListenAndLimitsDefaults(t *testing.T) {
 	}
 	if c.Limits.RequestBody.MaxBytes != DefaultRequestBodyBytes {
 		t.Errorf("request body max = %d", c.Limits.RequestBody.MaxBytes)
+	}
+
+	big, err := Parse([]byte(validYAML+"token: {max_size: 1048576}\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := big.Limits.MaxHeaderBytes; got != 1048576+8192 {
+		t.Errorf("max_header_bytes with a 1 MiB token.max_size = %d, want room for the token", got)
 	}
 
 	yml = strings.Replace(yml, "key_file: jwks.json}", `key_file: jwks.json, listeners: [http], min_version: "1.3"}`, 1)

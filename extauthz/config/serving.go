@@ -132,7 +132,8 @@ func (c *Config) setListenDefaults(dir string) {
 		l.MaxHeaders = DefaultMaxHeaders
 	}
 	if l.MaxHeaderBytes == 0 {
-		l.MaxHeaderBytes = DefaultMaxHeaderBytes
+		// Room for the largest token allowed, and the other headers.
+		l.MaxHeaderBytes = max(DefaultMaxHeaderBytes, c.Token.MaxSize+8<<10)
 	}
 	if b := l.RequestBody; b != nil && b.MaxBytes == 0 {
 		b.MaxBytes = DefaultRequestBodyBytes
@@ -205,6 +206,8 @@ func (c *Config) validateListenExtras(p *problems) {
 	}
 	if n := l.MaxHeaderBytes; n < 4<<10 || n > 8<<20 {
 		p.add("limits.max_header_bytes", "expected 4096 to 8388608 bytes, got %d", n)
+	} else if c.Token.MaxSize > n {
+		p.add("limits.max_header_bytes", "%d bytes cannot carry a token of token.max_size (%d bytes); raise it or lower token.max_size", n, c.Token.MaxSize)
 	}
 	if b := l.RequestBody; b != nil {
 		if b.MaxBytes < 1 || b.MaxBytes > 16<<20 {

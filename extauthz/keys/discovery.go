@@ -46,32 +46,9 @@ func discoveryURL(issuer, kind string) (string, error) {
 // jwks_uri. The document must name issuer exactly, and its jwks_uri must
 // pass checkURL.
 func discover(ctx context.Context, client *http.Client, docURL, issuer string, insecure bool) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, docURL, nil)
+	doc, err := fetchMetadata(ctx, client, docURL, issuer)
 	if err != nil {
-		return "", fmt.Errorf("discovery %s: %w", docURL, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("discovery: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("discovery %s: unexpected status %s", docURL, resp.Status)
-	}
-	body, err := readCapped(resp.Body)
-	if err != nil {
-		return "", fmt.Errorf("discovery %s: %w", docURL, err)
-	}
-	var doc struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", fmt.Errorf("discovery %s: %w", docURL, err)
-	}
-	if doc.Issuer != issuer {
-		return "", fmt.Errorf("discovery %s: document names issuer %q, want %q", docURL, clip(doc.Issuer), issuer)
+		return "", err
 	}
 	if doc.JWKSURI == "" {
 		return "", fmt.Errorf("discovery %s: no jwks_uri", docURL)
@@ -80,6 +57,59 @@ func discover(ctx context.Context, client *http.Client, docURL, issuer string, i
 		return "", fmt.Errorf("discovery %s: jwks_uri %q: %w", docURL, clip(doc.JWKSURI), err)
 	}
 	return doc.JWKSURI, nil
+}
+
+// Metadata is what claimcheck reads of an issuer's discovery document.
+type Metadata struct {
+	Issuer                string `json:"issuer"`
+	JWKSURI               string `json:"jwks_uri"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	UserinfoEndpoint      string `json:"userinfo_endpoint"`
+}
+
+// Discover reads issuer's discovery document of kind (DiscoveryOpenID or
+// DiscoveryOAuth) with client. The document must name issuer exactly; the
+// URLs in it are not checked (see CheckURL).
+func Discover(ctx context.Context, client *http.Client, issuer, kind string) (*Metadata, error) {
+	docURL, err := discoveryURL(issuer, kind)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	return fetchMetadata(ctx, client, docURL, issuer)
+}
+
+// CheckURL reports why raw may not be fetched: not absolute, not http(s),
+// or plain http to a host other than loopback unless insecure is set.
+func CheckURL(raw string, insecure bool) error { return checkURL(raw, insecure) }
+
+// fetchMetadata reads the discovery document at docURL, which must name
+// issuer exactly.
+func fetchMetadata(ctx context.Context, client *http.Client, docURL, issuer string) (*Metadata, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, docURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("discovery %s: %w", docURL, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("discovery %s: unexpected status %s", docURL, resp.Status)
+	}
+	body, err := readCapped(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("discovery %s: %w", docURL, err)
+	}
+	var doc Metadata
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("discovery %s: %w", docURL, err)
+	}
+	if doc.Issuer != issuer {
+		return nil, fmt.Errorf("discovery %s: document names issuer %q, want %q", docURL, clip(doc.Issuer), issuer)
+	}
+	return &doc, nil
 }
 
 // clip shortens s, which came from the network, for an error message.

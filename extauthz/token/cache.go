@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,7 +170,7 @@ func (c *Cache) Verify(ctx context.Context, raw string) (*Token, error) {
 		}
 		return nil, err
 	}
-	if e := c.positive(ctx, raw, tok); e != nil {
+	if e := c.positive(tok); e != nil {
 		e.key = key
 		c.add(s, e)
 	}
@@ -225,29 +224,39 @@ func (c *Cache) keyPresent(ctx context.Context, e *entry) (bool, error) {
 	if err != nil || set == nil {
 		return false, errors.New("no key set")
 	}
+	// Key sources publish a new set on every change and never modify one,
+	// so a set the key was found in before still holds it. Checking a key
+	// again (its hygiene checks) costs more than the rest of a hit.
+	comparable := reflect.TypeOf(set).Comparable()
+	if seen := e.keysSeen.Load(); seen != nil && comparable && seen.set == set {
+		return true, nil
+	}
 	for k := range allKeys(set) {
 		if id, _ := k.KeyID(); id != e.kid || !e.alg.fits(k) {
 			continue
 		}
 		if tp, ok := c.thumbprint(k); ok && tp == e.thumb {
+			if comparable {
+				e.keysSeen.Store(&seenSet{set})
+			}
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// positive builds the entry for tok, just verified from raw, or returns
-// nil if it should not be cached. It finds the key that verified the
-// signature by checking the signature again against the current keys with
-// the token's kid: the Verifier does not say which key it used, and the
-// key set may have changed since.
-func (c *Cache) positive(ctx context.Context, raw string, tok *Token) *entry {
+// seenSet is a key set an entry's key was found in.
+type seenSet struct{ set jwk.Set }
+
+// positive builds the entry for tok, just verified, or returns nil if it
+// should not be cached.
+func (c *Cache) positive(tok *Token) *entry {
 	now := c.v.now()
 	expires := now.Add(c.maxTTL)
 	if tok.Expiry.Before(expires) {
 		expires = tok.Expiry
 	}
-	if !now.Before(expires) {
+	if !now.Before(expires) || tok.key == nil {
 		return nil
 	}
 	iss := c.v.issuers[tok.Issuer]
@@ -268,29 +277,14 @@ func (c *Cache) positive(ctx context.Context, raw string, tok *Token) *entry {
 	if err != nil {
 		return nil
 	}
-	dot := strings.LastIndexByte(raw, '.')
-	sig, err := decodeSegment(raw[dot+1:])
-	if err != nil {
+	tp, ok := c.thumbprint(tok.key)
+	if !ok {
 		return nil
 	}
-	set, err := iss.sig.keys.Keys(ctx)
-	if err != nil || set == nil {
-		return nil
-	}
-	for k := range allKeys(set) {
-		if id, _ := k.KeyID(); id != tok.KeyID || !alg.fits(k) || !alg.verify(k, raw[:dot], sig) {
-			continue
-		}
-		tp, ok := c.thumbprint(k)
-		if !ok {
-			return nil
-		}
-		e := &entry{tok: tok, iss: iss, claims: cl, alg: alg, kid: tok.KeyID, expires: expires, thumb: tp}
-		e.size = entrySize + sizeOf(tok.Header) + sizeOf(tok.Claims) + sizeOf(tok.Scopes) +
-			sizeOf(cl.aud) + int64(len(tok.KeyID))
-		return e
-	}
-	return nil
+	e := &entry{tok: tok, iss: iss, claims: cl, alg: alg, kid: tok.KeyID, expires: expires, thumb: tp}
+	e.size = entrySize + sizeOf(tok.Header) + sizeOf(tok.Claims) + sizeOf(tok.Scopes) +
+		sizeOf(cl.aud) + int64(len(tok.KeyID))
+	return e
 }
 
 // maxThumbprints bounds the thumbprint memo; it is emptied when full.
@@ -326,7 +320,7 @@ func (c *Cache) thumbprint(k jwk.Key) (tp [sha256.Size]byte, ok bool) {
 // time will not cure.
 func negativeCacheable(err error) bool {
 	switch {
-	case errors.Is(err, ErrKeysUnavailable), errors.Is(err, ErrTooLarge),
+	case Unavailable(err), errors.Is(err, ErrTooLarge),
 		errors.Is(err, ErrNotYetValid), errors.Is(err, ErrIssuedInFuture),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
@@ -350,6 +344,8 @@ type entry struct {
 	alg    *algorithm
 	kid    string
 	thumb  [sha256.Size]byte // JWK thumbprint of the verifying key
+
+	keysSeen atomic.Pointer[seenSet] // the last key set holding the key
 }
 
 // entrySize estimates an entry's fixed cost: the struct, its map slot and

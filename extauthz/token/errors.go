@@ -32,6 +32,9 @@ var (
 	ErrNotYetValid = errors.New("token not yet valid")
 	// ErrIssuedInFuture: iat is in the future, allowing for clock skew.
 	ErrIssuedInFuture = errors.New("iat in future")
+	// ErrTyp: the "typ" header is not the issuer's required type (a
+	// signed token of another kind, such as an ID token).
+	ErrTyp = errors.New("typ mismatch")
 	// ErrAudience: aud names none of the issuer's configured audiences.
 	ErrAudience = errors.New("audience mismatch")
 	// ErrClaims: a registered claim has the wrong JSON type.
@@ -40,6 +43,19 @@ var (
 	// the other errors it describes the verifier, not the token, so callers
 	// answer 503 rather than 401.
 	ErrKeysUnavailable = errors.New("issuer keys unavailable")
+	// ErrInactive: the issuer's introspection endpoint says the token is
+	// not active (RFC 7662 "active": false).
+	ErrInactive = errors.New("token inactive")
+	// ErrIntrospectionUnavailable: the introspection endpoint could not be
+	// asked or gave no usable answer. Like ErrKeysUnavailable it describes
+	// the issuer, not the token: callers answer 503, never allow.
+	ErrIntrospectionUnavailable = errors.New("introspection unavailable")
+	// ErrUserinfoRejected: the issuer's userinfo endpoint refused the token
+	// (401 or 403).
+	ErrUserinfoRejected = errors.New("userinfo rejected the token")
+	// ErrUserinfoUnavailable: the userinfo endpoint could not be asked or
+	// gave no usable answer; callers answer 503.
+	ErrUserinfoUnavailable = errors.New("userinfo unavailable")
 )
 
 // Reason returns a stable snake_case code for err, suitable for metrics
@@ -68,15 +84,40 @@ func Reason(err error) string {
 		return "token_not_yet_valid"
 	case errors.Is(err, ErrIssuedInFuture):
 		return "iat_in_future"
+	case errors.Is(err, ErrTyp):
+		return "typ_mismatch"
 	case errors.Is(err, ErrAudience):
 		return "audience_mismatch"
 	case errors.Is(err, ErrClaims):
 		return "claims_invalid"
 	case errors.Is(err, ErrKeysUnavailable):
 		return "issuer_keys_unavailable"
+	case errors.Is(err, ErrInactive):
+		return "token_inactive"
+	case errors.Is(err, ErrIntrospectionUnavailable):
+		return "introspection_unavailable"
+	case errors.Is(err, ErrUserinfoRejected):
+		return "userinfo_rejected"
+	case errors.Is(err, ErrUserinfoUnavailable):
+		return "userinfo_unavailable"
 	default:
 		return "internal_error"
 	}
+}
+
+// Unavailable reports whether err says the issuer could not be consulted
+// (its keys, introspection or userinfo endpoint) rather than that the token
+// is bad: a 503, not a 401.
+func Unavailable(err error) bool {
+	return errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrIntrospectionUnavailable) ||
+		errors.Is(err, ErrUserinfoUnavailable)
+}
+
+// Reject returns an error wrapping the sentinel kind with a message of its
+// own, for validators outside this package (introspection); errors.Is(err,
+// kind) holds and Reason gives kind's code.
+func Reject(kind error, format string, args ...any) error {
+	return reject(kind, format, args...)
 }
 
 // rejection is a Verify error: a message for humans that wraps the sentinel

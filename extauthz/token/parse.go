@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 )
@@ -59,7 +60,7 @@ func parse(raw string) (*parsed, error) {
 	}
 	var err error
 	if p.header, err = decodeObject(seg[0]); err != nil {
-		return nil, reject(ErrMalformed, "header is not a JSON object")
+		return nil, malformedJSON("header", err)
 	}
 	var ok bool
 	if p.alg, ok = p.header["alg"].(string); !ok {
@@ -93,7 +94,7 @@ func decodeSegment(s string) ([]byte, error) {
 }
 
 // decodeObject decodes b, which must hold exactly one JSON object, keeping
-// numbers as json.Number.
+// numbers as json.Number. It refuses what checkStrict refuses.
 func decodeObject(b []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -107,5 +108,18 @@ func decodeObject(b []byte) (map[string]any, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errNotObject
 	}
+	if err := checkStrict(b); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// malformedJSON is the rejection of a header or payload that decodeObject
+// refused with err.
+func malformedJSON(segment string, err error) error {
+	var s strictError
+	if errors.As(err, &s) {
+		return reject(ErrMalformed, "%s %s", segment, s)
+	}
+	return reject(ErrMalformed, "%s is not a JSON object", segment)
 }

@@ -129,9 +129,11 @@ func VerifySignature(compact string, set jwk.Set, algorithms []string) (payload 
 		return nil, "", err
 	}
 	sv := &signatures{owner: "the key set", algs: algs, keys: staticKeys{set}}
-	if kid, err = sv.verify(context.Background(), p); err != nil {
+	k, err := sv.verify(context.Background(), p)
+	if err != nil {
 		return nil, "", err
 	}
+	kid, _ = k.KeyID()
 	return p.payload, kid, nil
 }
 
@@ -148,29 +150,28 @@ type signatures struct {
 	keys  KeySource
 }
 
-// verify checks p's header, algorithm and signature, and returns the kid
-// of the key that verified it.
-func (sv *signatures) verify(ctx context.Context, p *parsed) (string, error) {
+// verify checks p's header, algorithm and signature, and returns the key
+// that verified it.
+func (sv *signatures) verify(ctx context.Context, p *parsed) (jwk.Key, error) {
 	alg, err := sv.checkHeader(p)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	keys, err := sv.candidates(ctx, p, alg)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	for _, k := range keys {
 		if alg.verify(k, p.input, p.sig) {
-			kid, _ := k.KeyID()
-			return kid, nil
+			return k, nil
 		}
 	}
 	if len(keys) == 1 {
 		if kid, ok := keys[0].KeyID(); ok && kid != "" {
-			return "", reject(ErrSignature, "signature does not verify with key %q", clip(kid))
+			return nil, reject(ErrSignature, "signature does not verify with key %q", clip(kid))
 		}
 	}
-	return "", reject(ErrSignature, "signature does not verify with any of %d %s keys", len(keys), alg.name)
+	return nil, reject(ErrSignature, "signature does not verify with any of %d %s keys", len(keys), alg.name)
 }
 
 // checkHeader rejects extension headers and algorithms outside the

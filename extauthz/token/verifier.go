@@ -17,6 +17,9 @@ const DefaultMaxSize = 16 << 10
 
 // Token is a verified access token.
 type Token struct {
+	// Kind is KindJWT for a token verified locally, KindOpaque for one
+	// whose claims came from the issuer's introspection endpoint.
+	Kind string
 	// Issuer is the iss claim; it equals the Issuer of a configured entry.
 	Issuer string
 	// Header holds the "alg", "kid" and "typ" header parameters that are
@@ -36,7 +39,8 @@ type Token struct {
 	// key without one.
 	KeyID string
 
-	memo *memo // see Memo
+	key  jwk.Key // the key that verified the signature
+	memo *memo   // see Memo
 }
 
 // KeySource gives an issuer's current verification keys.
@@ -65,6 +69,12 @@ type Issuer struct {
 	Algorithms []string
 	// ClockSkew is the leeway applied to exp, nbf and iat.
 	ClockSkew time.Duration
+	// RequireTyp, when set, is the media type a token's "typ" header must
+	// name, e.g. "at+jwt" for RFC 9068 access tokens, so that other JWTs
+	// of the issuer, such as ID tokens, are refused. It is compared as RFC
+	// 7515 §4.1.9 says: case-insensitively, with "application/" implied
+	// when there is no "/". A token without "typ" is refused.
+	RequireTyp string
 	// Keys provides the issuer's verification keys.
 	Keys KeySource
 }
@@ -96,6 +106,7 @@ type issuer struct {
 	name      string
 	audiences []string
 	skew      time.Duration
+	typ       string // normalized RequireTyp; empty: any
 	sig       *signatures
 }
 
@@ -155,10 +166,14 @@ func newIssuer(cfg Issuer) (*issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: issuer %s: %w", cfg.Issuer, err)
 	}
+	if cfg.RequireTyp != "" && !ValidTyp(cfg.RequireTyp) {
+		return nil, fmt.Errorf("token: issuer %s: require_typ %q is not a media type", cfg.Issuer, cfg.RequireTyp)
+	}
 	return &issuer{
 		name:      cfg.Issuer,
 		audiences: slices.Clone(cfg.Audiences),
 		skew:      cfg.ClockSkew,
+		typ:       normalizeTyp(cfg.RequireTyp),
 		sig:       &signatures{owner: "issuer " + cfg.Issuer, algs: algs, keys: cfg.Keys},
 	}, nil
 }
@@ -168,9 +183,9 @@ func newIssuer(cfg Issuer) (*issuer, error) {
 // It rejects, in this order: oversized input; malformed structure; an
 // unknown issuer (iss is read before verification only to choose the
 // issuer); unsupported or disallowed headers; tokens for which no trusted
-// key fits; bad signatures; and, for correctly signed tokens, claims that
-// are mistyped, expired, not yet valid, issued in the future or for
-// another audience. Header parameters that point at keys (jku, jwk, x5u,
+// key fits; bad signatures; and, for correctly signed tokens, a "typ"
+// other than the issuer's RequireTyp, and claims that are mistyped,
+// expired, not yet valid, issued in the future or for another audience. Header parameters that point at keys (jku, jwk, x5u,
 // x5c) are ignored.
 //
 // Every rejection wraps one of the package's sentinel errors; an error
@@ -186,14 +201,18 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	}
 	payload, err := decodeObject(p.payload)
 	if err != nil {
-		return nil, reject(ErrMalformed, "payload is not a JSON object")
+		return nil, malformedJSON("payload", err)
 	}
 	iss, err := v.issuerOf(payload)
 	if err != nil {
 		return nil, err
 	}
-	kid, err := iss.sig.verify(ctx, p)
+	key, err := iss.sig.verify(ctx, p)
 	if err != nil {
+		return nil, err
+	}
+	kid, _ := key.KeyID()
+	if err := iss.checkTyp(p.header); err != nil {
 		return nil, err
 	}
 	c, err := parseClaims(payload)
@@ -210,12 +229,14 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 		}
 	}
 	return &Token{
+		Kind:   KindJWT,
 		Issuer: iss.name,
 		Header: header,
 		Claims: payload,
 		Scopes: c.scopes,
 		Expiry: c.exp,
 		KeyID:  kid,
+		key:    key,
 		memo:   new(memo),
 	}, nil
 }

@@ -39,6 +39,46 @@ type Served struct {
 	KIDs []string // the kid of each key served
 }
 
+// faults are the failures a test server can be told to stage; the
+// servers embed them.
+type faults struct {
+	mu    sync.Mutex
+	fail  bool
+	mode  Mode
+	delay time.Duration
+}
+
+// Fail makes the server's endpoints answer 500 while fail is true.
+func (f *faults) Fail(fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail = fail
+}
+
+// SetMode changes what a JWKSServer's JWKS endpoint, or both of an
+// IntrospectionServer's endpoints, answer: garbage (ServeGarbage), an
+// oversized body (ServeOversized), or the real answer (ServeKeys); a
+// JWKSServer can also hang up (ServeHangup).
+func (f *faults) SetMode(m Mode) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mode = m
+}
+
+// SetDelay makes the server's endpoints wait d before answering (or until
+// the client gives up).
+func (f *faults) SetDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delay = d
+}
+
+func (f *faults) get() (fail bool, mode Mode, delay time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fail, f.mode, f.delay
+}
+
 // JWKSServer is an issuer stand-in: an HTTP server on the loopback interface
 // that serves a JWKS at /jwks.json and the issuer's discovery document,
 // both for OpenID Connect (at {issuer}/.well-known/openid-configuration)
@@ -52,6 +92,7 @@ type JWKSServer struct {
 
 	tb  testing.TB
 	srv *httptest.Server
+	faults
 
 	mu        sync.Mutex
 	jwks      []byte
@@ -59,11 +100,10 @@ type JWKSServer struct {
 	served    []Served
 	issuer    string
 	jwksURI   string
-	fail      bool
-	mode      Mode
-	delay     time.Duration
+	metadata  map[string]string
 	header    http.Header
 	etag      string
+	allReqs   int
 	jwksReqs  int
 	discoReqs int
 	condReqs  int
@@ -89,7 +129,12 @@ func newJWKSServer(tb testing.TB, start func(*httptest.Server), keys []*Key) *JW
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks.json", s.serveJWKS)
 	mux.HandleFunc("GET /", s.serveDiscovery)
-	s.srv = httptest.NewUnstartedServer(mux)
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.allReqs++
+		s.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	}))
 	// Clients that refuse the certificate are what tests look at; the
 	// server's complaints about them are noise.
 	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -160,26 +205,19 @@ func (s *JWKSServer) SetJWKSURI(u string) {
 	s.jwksURI = u
 }
 
-// Fail makes both endpoints answer 500 while fail is true.
-func (s *JWKSServer) Fail(fail bool) {
+// SetMetadata adds member name with value to the discovery document, e.g.
+// "introspection_endpoint"; an empty value removes it.
+func (s *JWKSServer) SetMetadata(name, value string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fail = fail
-}
-
-// SetMode changes what the JWKS endpoint serves.
-func (s *JWKSServer) SetMode(m Mode) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.mode = m
-}
-
-// SetDelay makes both endpoints wait d before answering (or until the
-// client gives up).
-func (s *JWKSServer) SetDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.delay = d
+	if s.metadata == nil {
+		s.metadata = map[string]string{}
+	}
+	if value == "" {
+		delete(s.metadata, name)
+	} else {
+		s.metadata[name] = value
+	}
 }
 
 // SetHeader makes JWKS responses, 304s included, carry the header name
@@ -210,6 +248,14 @@ func (s *JWKSServer) Requests() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.jwksReqs
+}
+
+// AllRequests reports how many requests the server has received, for any
+// path: a server standing in for an attacker's must see none.
+func (s *JWKSServer) AllRequests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.allReqs
 }
 
 // ConditionalRequests reports how many JWKS requests had an If-None-Match
@@ -243,9 +289,10 @@ func (s *JWKSServer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		s.condReqs++
 	}
 	s.userAgent = r.UserAgent()
-	fail, body, kids, mode, delay, etag := s.fail, s.jwks, s.kids, s.mode, s.delay, s.etag
+	body, kids, etag := s.jwks, s.kids, s.etag
 	header := s.header.Clone()
 	s.mu.Unlock()
+	fail, mode, delay := s.faults.get()
 
 	if !wait(r, delay) {
 		return
@@ -326,8 +373,13 @@ func (s *JWKSServer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.discoReqs++
-	fail, iss, jwksURI, delay := s.fail, s.issuer, s.jwksURI, s.delay
+	iss, jwksURI := s.issuer, s.jwksURI
+	doc := map[string]string{}
+	for k, v := range s.metadata {
+		doc[k] = v
+	}
 	s.mu.Unlock()
+	fail, _, delay := s.faults.get()
 	if jwksURI == "" {
 		jwksURI = s.JWKSURI()
 	}
@@ -340,8 +392,6 @@ func (s *JWKSServer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]string{
-		"issuer":   iss,
-		"jwks_uri": jwksURI,
-	})
+	doc["issuer"], doc["jwks_uri"] = iss, jwksURI
+	json.NewEncoder(w).Encode(doc)
 }

@@ -107,13 +107,7 @@ func set(tb testing.TB, k jwk.Key, name string, value any) {
 // JWKS returns the JSON JWK Set of the keys' Public halves.
 func JWKS(tb testing.TB, keys ...*Key) []byte {
 	tb.Helper()
-	set := jwk.NewSet()
-	for _, k := range keys {
-		if err := set.AddKey(k.Public); err != nil {
-			tb.Fatalf("tokentest: add key %q to set: %v", k.KID, err)
-		}
-	}
-	b, err := json.Marshal(set)
+	b, err := json.Marshal(KeySet(tb, keys...))
 	if err != nil {
 		tb.Fatalf("tokentest: marshal JWKS: %v", err)
 	}
@@ -157,8 +151,8 @@ func Claims(iss string, aud any, ttl time.Duration) map[string]any {
 type MintOption func(*mintConfig)
 
 type mintConfig struct {
-	header  map[string]any
-	omitKID bool
+	header map[string]any
+	omit   []string
 }
 
 // WithHeader sets the protected header field name to value, replacing the
@@ -169,8 +163,11 @@ func WithHeader(name string, value any) MintOption {
 }
 
 // WithoutKID leaves "kid" out of the header.
-func WithoutKID() MintOption {
-	return func(c *mintConfig) { c.omitKID = true }
+func WithoutKID() MintOption { return WithoutHeader("kid") }
+
+// WithoutHeader leaves the field name out of the header, e.g. "typ".
+func WithoutHeader(name string) MintOption {
+	return func(c *mintConfig) { c.omit = append(c.omit, name) }
 }
 
 // Mint returns a compact JWS over the JSON encoding of claims, signed by k
@@ -185,8 +182,8 @@ func Mint(tb testing.TB, k *Key, claims map[string]any, opts ...MintOption) stri
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.omitKID {
-		delete(c.header, "kid")
+	for _, name := range c.omit {
+		delete(c.header, name)
 	}
 	header, err := json.Marshal(c.header)
 	if err != nil {

@@ -1,0 +1,13 @@
+# The policy of `claimcheck demo`: the client_id allowlist from the
+# client-credentials guide. Only the services in data.demo.allowed_clients
+# may read the orders API; every other verified client gets 403, and a
+# request without a valid token never gets here (401).
+package claimcheck.demo
+
+default allow := false
+
+allow if {
+	input.token.claims.client_id in data.demo.allowed_clients
+	input.request.method in {"GET", "HEAD"}
+	startswith(input.request.path, "/orders")
+}

@@ -1,0 +1,33 @@
+package claimcheck.demo_test
+
+import data.claimcheck.demo
+
+call(client_id, method, path) := {
+	"token": {"claims": {"client_id": client_id, "sub": client_id}},
+	"request": {"method": method, "path": path},
+}
+
+test_allowlisted_client_reads_orders if {
+	demo.allow with input as call("service-client-id", "GET", "/orders/42")
+}
+
+test_other_client_is_refused if {
+	not demo.allow with input as call("some-other-client", "GET", "/orders/42")
+}
+
+test_no_token_is_refused if {
+	not demo.allow with input as {"request": {"method": "GET", "path": "/orders/42"}}
+}
+
+test_allowlisted_client_may_not_write if {
+	not demo.allow with input as call("service-client-id", "DELETE", "/orders/42")
+}
+
+test_allowlisted_client_only_on_orders if {
+	not demo.allow with input as call("service-client-id", "GET", "/admin")
+}
+
+test_allowlist_comes_from_data if {
+	demo.allow with input as call("reporting-job", "GET", "/orders")
+		with data.demo.allowed_clients as ["reporting-job"]
+}
