@@ -194,14 +194,14 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	}
 	kid, err := iss.sig.verify(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, iss.rejected(err)
 	}
 	c, err := parseClaims(payload)
 	if err != nil {
-		return nil, err
+		return nil, iss.rejected(err)
 	}
 	if err := iss.checkClaims(c, v.now()); err != nil {
-		return nil, err
+		return nil, iss.rejected(err)
 	}
 	header := make(map[string]any, 3)
 	for _, name := range [...]string{"alg", "kid", "typ"} {
