@@ -106,9 +106,9 @@ type Issuer struct {
 	ClockSkew  Duration `yaml:"clock_skew"`
 
 	// Remote key sets (jwks_uri or discovery).
-	MinRefresh         Duration `yaml:"min_refresh"`
-	MaxRefresh         Duration `yaml:"max_refresh"`
-	FetchTimeout       Duration `yaml:"fetch_timeout"`
+	MinRefresh         Duration `yaml:"min_refresh,omitempty"`
+	MaxRefresh         Duration `yaml:"max_refresh,omitempty"`
+	FetchTimeout       Duration `yaml:"fetch_timeout,omitempty"`
 	CAFile             string   `yaml:"ca_file"`
 	AllowInsecureHTTP  bool     `yaml:"allow_insecure_http"`
 	RequireKeysAtStart bool     `yaml:"require_keys_at_start"`
