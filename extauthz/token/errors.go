@@ -114,11 +114,14 @@ func (is *issuer) rejected(err error) error { return &issuerError{issuer: is.nam
 
 // IssuerOf returns the configured issuer that a token rejected by Verify
 // named in its (unverified) iss claim, or "" when the token was rejected
-// before one was found.
+// before one was found. It follows err's Unwrap chain (not errors.As, whose
+// target would cost an allocation per denied Check).
 func IssuerOf(err error) string {
-	var ie *issuerError
-	if errors.As(err, &ie) {
-		return ie.issuer
+	for err != nil {
+		if ie, ok := err.(*issuerError); ok {
+			return ie.issuer
+		}
+		err = errors.Unwrap(err)
 	}
 	return ""
 }
