@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	grpcmd "google.golang.org/grpc/metadata"
 
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/policy"
@@ -48,13 +49,40 @@ func newTracing(tp trace.TracerProvider) *tracing {
 	return &tracing{tracer: tp.Tracer(TracerName), prop: Propagator()}
 }
 
-// startCheck starts the Check's span, the child of the trace context in
-// req's headers (both transports put the original request's headers there).
+// startCheck starts the Check's span. Its parent is, first, the trace
+// context in the gRPC call's metadata: Envoy with tracing on sends its
+// ext_authz span's there, which is the closest parent. Otherwise it is the
+// one in req's headers, where both transports put the original request's
+// headers (over HTTP, Envoy's http_service puts its ext_authz span's there).
 func (t *tracing) startCheck(ctx context.Context, req *authv3.CheckRequest) (context.Context, trace.Span) {
-	if h := req.GetAttributes().GetRequest().GetHttp().GetHeaders(); len(h) > 0 {
+	if md, ok := grpcmd.FromIncomingContext(ctx); ok {
+		ctx = t.prop.Extract(ctx, metadataCarrier(md))
+	}
+	if h := req.GetAttributes().GetRequest().GetHttp().GetHeaders(); len(h) > 0 && !trace.SpanContextFromContext(ctx).IsValid() {
 		ctx = t.prop.Extract(ctx, propagation.MapCarrier(h))
 	}
 	return t.tracer.Start(ctx, SpanCheck, trace.WithSpanKind(trace.SpanKindServer))
+}
+
+// metadataCarrier reads gRPC metadata (lower-case keys) as a
+// propagation.TextMapCarrier.
+type metadataCarrier grpcmd.MD
+
+func (c metadataCarrier) Get(key string) string {
+	if vs := grpcmd.MD(c).Get(key); len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+func (c metadataCarrier) Set(key, value string) { grpcmd.MD(c).Set(key, value) }
+
+func (c metadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // start starts a child span; with t nil it returns ctx and a nil span.

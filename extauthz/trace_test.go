@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	grpcmd "google.golang.org/grpc/metadata"
 
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/policy"
@@ -168,3 +169,26 @@ func TestSpansHoldNoCredentials(t *testing.T) {
 }
 
 func spanNames(m map[string]tracetest.SpanStub) []string { return slices.Sorted(maps.Keys(m)) }
+
+// TestGRPCMetadataTraceContextIsTheCloserParent: Envoy with tracing on sends
+// its ext_authz span in the call's metadata, while the request headers hold
+// the client's context; the span's parent is Envoy's.
+func TestGRPCMetadataTraceContextIsTheCloserParent(t *testing.T) {
+	const envoySpan = "b7ad6b7169203331"
+	a, exp := tracedAuthorizer(t, allowAll)
+	h := bearer(tracedToken)
+	h["traceparent"] = "00-" + parentTraceID + "-" + parentSpanID + "-01"
+	ctx := grpcmd.NewIncomingContext(context.Background(), grpcmd.Pairs("traceparent", "00-"+parentTraceID+"-"+envoySpan+"-01"))
+	a.Check(ctx, httpRequest("GET", "/orders", h))
+	check := spansByName(t, exp)[SpanCheck]
+	if got := check.Parent.SpanID().String(); got != envoySpan || check.SpanContext.TraceID().String() != parentTraceID {
+		t.Errorf("check span parent = %s in trace %s, want Envoy's %s in %s", got, check.SpanContext.TraceID(), envoySpan, parentTraceID)
+	}
+
+	// Metadata without a trace context leaves the headers' one.
+	a, exp = tracedAuthorizer(t, allowAll)
+	a.Check(grpcmd.NewIncomingContext(context.Background(), grpcmd.Pairs("user-agent", "grpc-go")), httpRequest("GET", "/orders", h))
+	if got := spansByName(t, exp)[SpanCheck].Parent.SpanID().String(); got != parentSpanID {
+		t.Errorf("check span parent = %s, want the headers' %s", got, parentSpanID)
+	}
+}
