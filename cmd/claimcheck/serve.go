@@ -42,7 +42,17 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	a, err := build(ctx, cfg, log, buildOptions{watch: true, decisionLog: true})
+	tp, err := startTracing(ctx, cfg.Tracing)
+	if err != nil {
+		log.Error("start-up failed", "err", err)
+		return exitUsage
+	}
+	o := buildOptions{watch: true, decisionLog: true, metrics: newMetrics(cfg)}
+	if tp != nil {
+		defer stopTracing(tp, log)
+		o.tracer = tp
+	}
+	a, err := build(ctx, cfg, log, o)
 	if err != nil {
 		log.Error("start-up failed", "err", err)
 		return exitUsage
@@ -60,7 +70,8 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitDeny
 	}
 	log.Info("claimcheck serving", append(srv.addrs, "version", version(),
-		"issuers", len(cfg.Issuers), "policy_revision", a.revision(), "decision", cfg.Policy.Decision)...)
+		"issuers", len(cfg.Issuers), "policy_revision", a.revision(), "decision", cfg.Policy.Decision,
+		"config", cfg)...)
 
 	go func() {
 		if a.waitReady(ctx) {
@@ -127,7 +138,8 @@ func startServers(cfg *config.Config, a *app, log *slog.Logger) (*servers, error
 		}
 	}
 	if cfg.Listen.Admin != config.AdminOff {
-		if err := s.serveHTTP("admin", cfg.Listen.Admin, httpserver.NewAdmin(a.readiness, log), log); err != nil {
+		admin := httpserver.NewAdmin(a.readiness, log, adminOptions(cfg, a, log)...)
+		if err := s.serveHTTP("admin", cfg.Listen.Admin, admin, log); err != nil {
 			return s, err
 		}
 	}
