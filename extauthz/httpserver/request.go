@@ -99,6 +99,11 @@ func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
 			}
 			uri = rest
 		}
+		// Envoy routed on its own (normalised) path; a dot segment here
+		// would let the policy see a path the upstream never gets.
+		if err := checkURI("path", uri); err != nil {
+			return nil, err
+		}
 	case modeNginx:
 		if method, uri, host, err = forwarded(r, hOriginalMethod, hOriginalURI); err != nil {
 			return nil, err
