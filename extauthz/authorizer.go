@@ -20,6 +20,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/policy"
@@ -128,6 +129,11 @@ type Config struct {
 	// Userinfo fetches input.token.userinfo, only for policies that can
 	// read it; nil fetches none.
 	Userinfo UserinfoFetcher
+	// Observer is told about every decision (metrics); nil observes none.
+	Observer Observer
+	// TracerProvider, when set, traces every Check (see trace.go); nil
+	// traces nothing and costs nothing.
+	TracerProvider trace.TracerProvider
 
 	// MaxHeaders and MaxHeaderBytes bound the request headers; a request
 	// over either is denied (431). Zero means no bound.
@@ -151,6 +157,7 @@ type Authorizer struct {
 	// logInput: the DecisionLogger reads Decision.Input (see InputNeeder).
 	logInput bool
 	parts    atomic.Pointer[policyParts] // input parts of the last policy seen
+	tracing  *tracing                    // nil when not tracing
 }
 
 type forwardRule struct{ claim, header string }
@@ -169,7 +176,7 @@ func New(cfg Config, v Verifier, p PolicySource, log *slog.Logger) (*Authorizer,
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Authorizer{cfg: cfg, verifier: v, policy: p, log: log}
+	a := &Authorizer{cfg: cfg, verifier: v, policy: p, log: log, tracing: newTracing(cfg.TracerProvider)}
 	if cfg.DecisionLog != nil {
 		n, ok := cfg.DecisionLog.(InputNeeder)
 		a.logInput = !ok || n.NeedsInput()
@@ -218,6 +225,14 @@ type Decision struct {
 	Method, Host, Path string
 	// Latency is the time the decision took.
 	Latency time.Duration
+	// TokenLatency is the time spent verifying the token, PolicyLatency
+	// the time spent building the input and evaluating the policy; each is
+	// zero when its stage did not run.
+	TokenLatency, PolicyLatency time.Duration
+	// Issuer is the configured issuer the token named: the verified
+	// token's, or for a rejected token the one its unverified iss claim
+	// named (token.IssuerOf). Empty without a token of a configured issuer.
+	Issuer string
 
 	// Token is the verified token, when there was one.
 	Token *token.Token
@@ -243,12 +258,19 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 	start := time.Now()
 	ctx, cancel := a.withCheckTimeout(ctx)
 	defer cancel()
+	var span trace.Span
+	if a.tracing != nil {
+		ctx, span = a.tracing.startCheck(ctx, req)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.Error("check panicked; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			d = a.unavailable(ReasonInternal, "internal error")
 		}
 		a.finish(ctx, req, &d, start)
+		if span != nil {
+			endCheck(span, &d)
+		}
 	}()
 	d = a.check(ctx, req, explain || a.logInput)
 	if explain && d.Input == nil {
@@ -296,6 +318,9 @@ func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *De
 	if a.cfg.DecisionLog != nil {
 		a.logDecision(ctx, d)
 	}
+	if a.cfg.Observer != nil {
+		a.observe(d)
+	}
 }
 
 // logDecision hands d to the decision logger; a panic there is logged and
@@ -337,11 +362,16 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	required := a.cfg.TokenRequired && !(a.cfg.AllowPublicRoutes && ext[ExtPublic] == "true")
 	f, ok := extractToken(a.cfg.Sources, r.headers, r.query)
 	var tok *token.Token
+	var tokenTime time.Duration
 	switch {
 	case ok:
-		tok, err = a.verifier.Verify(ctx, f.raw)
+		t0 := time.Now()
+		tok, err = a.verify(ctx, f.raw)
+		tokenTime = time.Since(t0)
 		if err != nil {
-			return a.tokenRejected(err)
+			d := a.tokenRejected(err)
+			d.TokenLatency, d.Issuer = tokenTime, token.IssuerOf(err)
+			return d
 		}
 	case required:
 		return a.missingToken()
@@ -360,22 +390,34 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	}
 	var info map[string]any
 	if tok != nil && a.cfg.Userinfo != nil && p.UsesInput("token", "userinfo") {
-		if info, err = a.cfg.Userinfo.Userinfo(ctx, tok, f.raw); err != nil {
-			return a.tokenRejected(err)
+		t0 := time.Now()
+		info, err = a.cfg.Userinfo.Userinfo(ctx, tok, f.raw)
+		tokenTime += time.Since(t0)
+		if err != nil {
+			d := a.tokenRejected(err)
+			d.TokenLatency, d.Issuer = tokenTime, tok.Issuer
+			return d
 		}
 	}
 	parts.body = body
+	t0 := time.Now()
+	pctx, pspan := a.tracing.start(ctx, SpanPolicy)
 	v, err := buildInput(req, r, tok, info, parts)
 	if err != nil {
+		endStage(pspan, ReasonInternal, err)
 		return a.unavailable(ReasonInternal, err.Error())
 	}
 
 	var res policy.Result
 	rule := ext[ExtDecision]
 	if rule != "" {
-		res, err = p.EvalRule(ctx, rule, v)
+		res, err = p.EvalRule(pctx, rule, v)
 	} else {
-		res, err = p.Eval(ctx, v)
+		res, err = p.Eval(pctx, v)
+	}
+	policyTime := time.Since(t0)
+	if pspan != nil {
+		endPolicy(pspan, rule, p.Revision(), res, err)
 	}
 	switch {
 	case errors.Is(err, policy.ErrUnknownRule):
@@ -391,7 +433,10 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	default:
 		d = a.allow(res, tok, f)
 	}
-	d.Token = tok
+	d.Token, d.TokenLatency, d.PolicyLatency = tok, tokenTime, policyTime
+	if tok != nil {
+		d.Issuer = tok.Issuer
+	}
 	if wantInput {
 		d.Input = inputMap(v)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +235,15 @@ func TestNoAllowAfterTheDeadline(t *testing.T) {
 				t.Errorf("metadata reason = %v", meta["reason"])
 			}
 		})
+	}
+}
+
+// TestLimitReasonsAreKnown: metrics label decisions by reason from
+// Reasons(), which must list the limits' codes.
+func TestLimitReasonsAreKnown(t *testing.T) {
+	for _, r := range []string{ReasonHeadersTooLarge, ReasonBodyTooLarge, ReasonDeadline} {
+		if !slices.Contains(Reasons(), r) {
+			t.Errorf("Reasons() lacks %q", r)
+		}
 	}
 }

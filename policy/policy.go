@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sync"
 	"time"
 
@@ -373,9 +374,31 @@ func resultValue(t *ast.Term, _ *rego.EvalContext) (any, error) {
 	return t.Value, nil
 }
 
-// printHook sends print() output to a logger.
+// printHook sends print() output to a logger, with credentials hidden (see
+// hideCredentials).
 type printHook struct {
 	logger *slog.Logger
+}
+
+var (
+	// jwtShaped matches a compact JWS or JWE: base64url segments, the
+	// first a JSON object ("eyJ"), separated by dots.
+	jwtShaped = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*){2,4}`)
+	// credentialHeader matches a credential-carrying header as print()
+	// renders an object holding it: "cookie": "…".
+	credentialHeader = regexp.MustCompile(`(?i)("(?:authorization|proxy-authorization|cookie|set-cookie)":\s*")(?:[^"\\]|\\.)*"`)
+	// authScheme matches an HTTP authentication scheme and its credentials.
+	authScheme = regexp.MustCompile(`(?i)\b(Basic|Bearer|Digest|Negotiate|Token)\s+[A-Za-z0-9._~+/=-]{8,}`)
+)
+
+// hideCredentials replaces what looks like a credential in print() output:
+// a policy printing its input would otherwise log the token, the
+// Authorization header and the cookies. A value printed on its own is
+// recognised only if it is JWT-shaped or follows an authentication scheme.
+func hideCredentials(s string) string {
+	s = credentialHeader.ReplaceAllString(s, `${1}[hidden]"`)
+	s = authScheme.ReplaceAllString(s, "$1 [hidden]")
+	return jwtShaped.ReplaceAllLiteralString(s, "[token]")
 }
 
 func (h printHook) Print(pctx print.Context, msg string) error {
@@ -384,7 +407,7 @@ func (h printHook) Print(pctx print.Context, msg string) error {
 		ctx = context.Background()
 	}
 	h.logger.LogAttrs(ctx, slog.LevelInfo, "policy print",
-		slog.String("output", msg),
+		slog.String("output", hideCredentials(msg)),
 		slog.String("location", pctx.Location.String()),
 	)
 	return nil

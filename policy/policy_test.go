@@ -994,3 +994,34 @@ func pathsIn(dir string, rel []string) []string {
 	}
 	return paths
 }
+
+func TestPrintOutputHidesCredentials(t *testing.T) {
+	const jwt = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzdmMifQ.c2lnbmF0dXJl"
+	tests := []struct {
+		name  string
+		print string
+		input string
+		want  string
+	}{
+		{"a token alone", "input.token", `{"token": "` + jwt + `"}`, `output=[token]`},
+		{"a bearer header alone", "input.authorization", `{"authorization": "Bearer opaque-s3cr3t-value"}`, `output="Bearer [hidden]"`},
+		{"headers printed as an object", "input.headers", `{"headers": {"Authorization": "Basic dXNlcjpzM2NyM3Q=", "cookie": "session=s3cr3t; at=x", "accept": "*/*"}}`,
+			`output="{\"Authorization\": \"[hidden]\", \"accept\": \"*/*\", \"cookie\": \"[hidden]\"}"`},
+		{"a query token", "input.path", `{"path": "/orders?access_token=` + jwt + `"}`, `output="/orders?access_token=[token]"`},
+		{"other values as they are", "input.user", `{"user": "alice"}`, `output=alice`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			rules := "decision if {\n\tprint(" + tt.print + ")\n}"
+			e := newEngine(t, map[string]string{"policy.rego": authzModule(rules)}, authzDecision,
+				WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+			if _, err := e.Eval(context.Background(), input(tt.input)); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), tt.want) || strings.Contains(buf.String(), "s3cr3t") || strings.Contains(buf.String(), "c2lnbmF0dXJl") {
+				t.Errorf("log = %q, want %s and no credential", buf.String(), tt.want)
+			}
+		})
+	}
+}

@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/config"
 	"github.com/claimcheck/claimcheck/extauthz/decisionlog"
 	"github.com/claimcheck/claimcheck/extauthz/keys"
+	"github.com/claimcheck/claimcheck/extauthz/metrics"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/policy"
 )
@@ -27,7 +29,8 @@ type app struct {
 	closers    []io.Closer
 	cache      *token.Cache // nil when token.cache is off
 	offline    bool
-	stopping   atomic.Bool // set at shutdown: no longer ready
+	stopping   atomic.Bool      // set at shutdown: no longer ready
+	metrics    *metrics.Metrics // nil when metrics are not exported
 }
 
 // buildOptions says what a command needs of the app.
@@ -35,12 +38,15 @@ type buildOptions struct {
 	watch       bool // reload policy files on change
 	decisionLog bool // record decisions as configured
 	offline     bool // fetch nothing: no remote keys, no bundles (validate)
+
+	metrics *metrics.Metrics     // export metrics here; nil for none
+	tracer  trace.TracerProvider // trace Checks; nil for none
 }
 
 // build loads keys and policy for cfg. Remote key sets and bundles load in
 // the background; ready reports when all have.
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOptions) (*app, error) {
-	a := &app{offline: o.offline}
+	a := &app{offline: o.offline, metrics: o.metrics}
 	issuers := make([]token.Issuer, 0, len(cfg.Issuers))
 	for _, ic := range cfg.Issuers {
 		src, err := a.keySource(ctx, ic, log)
@@ -71,6 +77,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 			NegativeTTL: tc.Negative(),
 		})
 		verifier = a.cache
+		a.observeCache()
 	}
 	verifier, userinfo, err := withIntrospection(cfg, verifier, log)
 	if err != nil {
@@ -105,6 +112,8 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		DecisionLog:       dlog,
 		DefaultRule:       cfg.Policy.Decision,
 		Userinfo:          userinfo,
+		Observer:          a.observer(),
+		TracerProvider:    o.tracer,
 
 		MaxHeaders:     cfg.Limits.MaxHeaders,
 		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
@@ -136,6 +145,7 @@ func (a *app) keySource(ctx context.Context, ic config.Issuer, log *slog.Logger)
 		return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
 	}
 	a.closers = append(a.closers, f)
+	a.observeKeys(ic.Issuer, f)
 	return f, nil
 }
 
@@ -161,10 +171,12 @@ func (a *app) remote(ctx context.Context, ic config.Issuer, log *slog.Logger) (t
 		MaxRefresh:        time.Duration(ic.MaxRefresh),
 		AllowInsecureHTTP: ic.AllowInsecureHTTP,
 		Logger:            log,
+		OnRefresh:         a.jwksObserver(ic.Issuer),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", ic.Issuer, err)
 	}
+	a.observeKeys(ic.Issuer, r)
 	a.remotes = append(a.remotes, remoteKeys{issuer: ic.Issuer, remote: r, required: ic.RequireKeysAtStart,
 		wait: requiredKeysTries * time.Duration(ic.FetchTimeout)})
 	a.closers = append(a.closers, r)
@@ -216,6 +228,10 @@ func (a *app) policySource(ctx context.Context, cfg *config.Config, log *slog.Lo
 	opts := []policy.Option{policy.WithLogger(log), policy.WithEvalTimeout(time.Duration(cfg.Policy.Timeout))}
 	if cfg.Policy.AllowNetwork {
 		opts = append(opts, policy.WithNetwork())
+	}
+	if a.metrics != nil {
+		opts = append(opts, policy.OnReload(a.metrics.PolicyReloaded))
+		a.metrics.SetPolicy(a.activeRevision)
 	}
 	files := policy.Config{Paths: cfg.Policy.Paths, Decision: cfg.Policy.Decision}
 	switch {

@@ -286,7 +286,7 @@ func (f *faultRig) start(t *testing.T) *server {
 	f.decisions = filepath.Join(f.dir, "decisions.log")
 	f.grpcAddr, f.adminAddr = freeAddr(t), freeAddr(t)
 	config := fmt.Sprintf(`
-listen: {grpc: "{{LISTEN}}", admin: %q, admin_pprof: true}
+listen: {grpc: "{{LISTEN}}", admin: %q, pprof: true}
 issuers:
   - issuer: %s
     audiences: [%s]

@@ -44,7 +44,17 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	a, err := build(ctx, cfg, log, buildOptions{watch: true, decisionLog: true})
+	tp, err := startTracing(ctx, cfg.Tracing)
+	if err != nil {
+		log.Error("start-up failed", "err", err)
+		return exitUsage
+	}
+	o := buildOptions{watch: true, decisionLog: true, metrics: newMetrics(cfg)}
+	if tp != nil {
+		defer stopTracing(tp, log)
+		o.tracer = tp
+	}
+	a, err := build(ctx, cfg, log, o)
 	if err != nil {
 		log.Error("start-up failed", "err", err)
 		return exitUsage
@@ -62,7 +72,8 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitDeny
 	}
 	log.Info("claimcheck serving", append(srv.addrs, "version", version(),
-		"issuers", len(cfg.Issuers), "policy_revision", a.revision(), "decision", cfg.Policy.Decision)...)
+		"issuers", len(cfg.Issuers), "policy_revision", a.revision(), "decision", cfg.Policy.Decision,
+		"config", cfg)...)
 
 	go func() {
 		if a.waitReady(ctx) {
@@ -143,10 +154,7 @@ func startServers(cfg *config.Config, a *app, log *slog.Logger) (*servers, error
 		}
 	}
 	if cfg.Listen.Admin != config.AdminOff {
-		var admin http.Handler = httpserver.NewAdmin(a.readiness, log)
-		if cfg.Listen.AdminPprof {
-			admin = withPprof(admin)
-		}
+		admin := httpserver.NewAdmin(a.readiness, log, adminOptions(cfg, a, log)...)
 		if err := s.serveHTTP("admin", cfg.Listen.Admin, admin, log, perm, nil); err != nil {
 			return s, err
 		}

@@ -7,8 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/pprof"
 	"os"
 
 	"google.golang.org/grpc"
@@ -52,19 +50,6 @@ func grpcOptions(cfg *config.Config, r *servertls.Reloader) []grpc.ServerOption 
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	return opts
-}
-
-// withPprof adds Go's runtime profiles under /debug/pprof/ to the admin
-// handler, for listen.admin_pprof.
-func withPprof(admin http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/", admin)
-	return mux
 }
 
 // maxBodyBytes is limits.request_body.max_bytes, or 0 when the body is not

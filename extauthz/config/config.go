@@ -39,6 +39,7 @@ type Config struct {
 	DecisionLog DecisionLog `yaml:"decision_log"`
 	Log         Log         `yaml:"log"`
 	Limits      Limits      `yaml:"limits"`
+	Tracing     Tracing     `yaml:"tracing"`
 }
 
 // Listen holds the addresses claimcheck serves on: "host:port" or
@@ -49,11 +50,11 @@ type Listen struct {
 	// HTTP serves forward-auth for Envoy's http_service, nginx, Caddy and
 	// Traefik.
 	HTTP string `yaml:"http"`
-	// Admin serves /healthz and /readyz. Default 127.0.0.1:9193; "off"
-	// disables it.
+	// Admin serves /healthz, /readyz and /metrics. Default 127.0.0.1:9193;
+	// "off" disables it.
 	Admin string `yaml:"admin"`
-	// AdminPprof also serves Go runtime profiles at /debug/pprof/ on Admin.
-	AdminPprof bool `yaml:"admin_pprof"`
+	// Pprof also serves Go's profiler under /debug/pprof/ on Admin.
+	Pprof bool `yaml:"pprof"`
 	// TLS serves GRPC and HTTP over TLS; nil serves them plain.
 	TLS *TLS `yaml:"tls"`
 	// SocketMode is the permission of unix sockets. Default "0660".
@@ -115,9 +116,9 @@ type Issuer struct {
 	RequireTyp string `yaml:"require_typ"`
 
 	// Remote key sets (jwks_uri or discovery).
-	MinRefresh         Duration `yaml:"min_refresh"`
-	MaxRefresh         Duration `yaml:"max_refresh"`
-	FetchTimeout       Duration `yaml:"fetch_timeout"`
+	MinRefresh         Duration `yaml:"min_refresh,omitempty"`
+	MaxRefresh         Duration `yaml:"max_refresh,omitempty"`
+	FetchTimeout       Duration `yaml:"fetch_timeout,omitempty"`
 	CAFile             string   `yaml:"ca_file"`
 	AllowInsecureHTTP  bool     `yaml:"allow_insecure_http"`
 	RequireKeysAtStart bool     `yaml:"require_keys_at_start"`
@@ -269,6 +270,35 @@ type Forward struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
 	Format string `yaml:"format"` // json (default) or text
+}
+
+// Tracing sends OpenTelemetry traces of Checks to an OTLP collector.
+type Tracing struct {
+	// OTLPEndpoint is the collector's URL, e.g. http://otel-collector:4317:
+	// https uses TLS, http plaintext. Empty (the default) turns tracing off.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// Protocol is grpc (OTLP/gRPC, the default) or http (OTLP/HTTP with
+	// protobuf; the URL's path defaults to /v1/traces).
+	Protocol string `yaml:"protocol"`
+	// SampleRatio is the fraction of new traces recorded, in [0, 1];
+	// default 1. A forwarded trace context's sampled flag is followed.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+	// ServiceName is the service.name of the spans. Default "claimcheck".
+	ServiceName string `yaml:"service_name"`
+	// CAFile is the CAs to trust for an https endpoint (default: the
+	// system's).
+	CAFile string `yaml:"ca_file"`
+}
+
+// On reports whether tracing is configured.
+func (t Tracing) On() bool { return t.OTLPEndpoint != "" }
+
+// Ratio is the fraction of new traces sampled.
+func (t Tracing) Ratio() float64 {
+	if t.SampleRatio == nil {
+		return 1
+	}
+	return *t.SampleRatio
 }
 
 // Duration is a time.Duration written as "30s", "1m".
@@ -452,6 +482,15 @@ func (c *Config) setDefaults(dir string) {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	if t := &c.Tracing; t.On() {
+		t.CAFile = resolve(dir, t.CAFile)
+		if t.Protocol == "" {
+			t.Protocol = "grpc"
+		}
+		if t.ServiceName == "" {
+			t.ServiceName = "claimcheck"
+		}
+	}
 }
 
 func resolve(dir, p string) string {
@@ -584,6 +623,10 @@ func (c *Config) validate() error {
 	if c.Log.Format != "json" && c.Log.Format != "text" {
 		p.add("log.format", "expected json or text, got %q", c.Log.Format)
 	}
+	if c.Listen.Pprof && c.Listen.Admin == AdminOff {
+		p.add("listen.pprof", "is served on listen.admin, which is off")
+	}
+	c.Tracing.validate(&p)
 	return errors.Join(p...)
 }
 
@@ -684,6 +727,41 @@ func (is Issuer) validateRemote(p *problems, field string) {
 	if d := time.Duration(is.FetchTimeout); d <= 0 || d > maxFetchTimeout {
 		p.add(field+".fetch_timeout", "expected a duration above 0s and at most %s, got %s", maxFetchTimeout, d)
 	}
+}
+
+func (t Tracing) validate(p *problems) {
+	if !t.On() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"protocol", t.Protocol != ""}, {"sample_ratio", t.SampleRatio != nil},
+			{"service_name", t.ServiceName != ""}, {"ca_file", t.CAFile != ""},
+		} {
+			if f.set {
+				p.add("tracing."+f.name, "applies only with tracing.otlp_endpoint")
+			}
+		}
+		return
+	}
+	u, err := url.Parse(t.OTLPEndpoint)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		p.add("tracing.otlp_endpoint", "expected the collector's URL, e.g. http://127.0.0.1:4317 (https for TLS), got %q", t.OTLPEndpoint)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		p.add("tracing.otlp_endpoint", "expected a URL without credentials, query or fragment (set headers with OTEL_EXPORTER_OTLP_HEADERS)")
+	case t.Protocol == "grpc" && strings.Trim(u.Path, "/") != "":
+		p.add("tracing.otlp_endpoint", "a grpc endpoint has no path, got %q", u.Path)
+	case t.CAFile != "" && u.Scheme != "https":
+		p.add("tracing.ca_file", "applies only to an https otlp_endpoint")
+	}
+	if t.Protocol != "grpc" && t.Protocol != "http" {
+		p.add("tracing.protocol", "expected grpc or http, got %q", t.Protocol)
+	}
+	if r := t.Ratio(); !(r >= 0 && r <= 1) {
+		p.add("tracing.sample_ratio", "expected a fraction from 0 to 1, got %v", r)
+	}
+	validateFile(p, "tracing.ca_file", t.CAFile)
 }
 
 func (b *Bundle) validate(p *problems) {
@@ -824,6 +902,7 @@ var yamlTypeNames = map[string]string{
 
 	"config.Introspection": "issuers[].introspection",
 	"config.Userinfo":      "issuers[].userinfo",
+	"config.Tracing":       "tracing",
 }
 
 var (

@@ -167,7 +167,6 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "tls for the admin listener", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert_file: jwks.json, key_file: jwks.json, listeners: [admin]}`}, want: []string{"listen.tls.listeners[0]", "admin listener is always plain"}},
 		{name: "tls for an unconfigured listener", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert_file: jwks.json, key_file: jwks.json, listeners: [grpc, http]}`}, want: []string{"listen.tls.listeners[1]", "listen.http is not configured"}},
 		{name: "unknown tls field", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert: x}`}, want: []string{`unknown field "cert" in listen.tls`}},
-		{name: "pprof without admin", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", admin: "off", admin_pprof: true`}, want: []string{"listen.admin_pprof", "needs the admin listener"}},
 		{name: "grpc message size too small", append: "limits: {grpc_max_receive_bytes: 1000}\n", want: []string{"limits.grpc_max_receive_bytes", "65536 to 67108864"}},
 		{name: "no concurrent streams", append: "limits: {grpc_max_concurrent_streams: -1}\n", want: []string{"limits.grpc_max_concurrent_streams"}},
 		{name: "too few headers", append: "limits: {max_headers: 3}\n", want: []string{"limits.max_headers", "16 to 10000"}},
@@ -185,6 +184,15 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "negative ttl too long", append: "token: {cache: {negative_ttl: 1h}}\n", want: []string{"token.cache.negative_ttl"}},
 		{name: "unknown cache field", append: "token: {cache: {size: 1}}\n", want: []string{`unknown field "size" in token.cache`}},
 		{name: "unknown routes field", append: "routes: {allow_everything: true}\n", want: []string{`unknown field "allow_everything" in routes`}},
+		{name: "pprof without admin", replace: [2]string{`listen: {grpc: "127.0.0.1:9191"}`, `listen: {grpc: "127.0.0.1:9191", admin: "off", pprof: true}`}, want: []string{"listen.pprof", "listen.admin"}},
+		{name: "tracing endpoint not a URL", append: "tracing: {otlp_endpoint: 'collector:4317'}\n", want: []string{"tracing.otlp_endpoint", "http://127.0.0.1:4317"}},
+		{name: "tracing endpoint with credentials", append: "tracing: {otlp_endpoint: 'https://u:p@collector:4317'}\n", want: []string{"tracing.otlp_endpoint", "OTEL_EXPORTER_OTLP_HEADERS"}},
+		{name: "tracing grpc endpoint with a path", append: "tracing: {otlp_endpoint: 'http://collector:4317/v1/traces'}\n", want: []string{"tracing.otlp_endpoint", "no path"}},
+		{name: "tracing protocol unknown", append: "tracing: {otlp_endpoint: 'http://collector:4317', protocol: thrift}\n", want: []string{"tracing.protocol", "grpc or http"}},
+		{name: "tracing sample ratio above one", append: "tracing: {otlp_endpoint: 'http://collector:4317', sample_ratio: 2}\n", want: []string{"tracing.sample_ratio", "from 0 to 1"}},
+		{name: "tracing ca_file over plain http", append: "tracing: {otlp_endpoint: 'http://collector:4317', ca_file: jwks.json}\n", want: []string{"tracing.ca_file", "https"}},
+		{name: "tracing settings without an endpoint", append: "tracing: {sample_ratio: 0.5}\n", want: []string{"tracing.sample_ratio", "applies only with tracing.otlp_endpoint"}},
+		{name: "unknown tracing field", append: "tracing: {endpoint: x}\n", want: []string{`unknown field "endpoint" in tracing`}},
 		{name: "empty file", replace: [2]string{validYAML, ""}, want: []string{"empty"}},
 	}
 	for _, tt := range tests {
@@ -391,6 +399,32 @@ func FuzzParse(f *testing.F) {
 		}
 		refusesForgeries(t, c, keys)
 	})
+}
+
+func TestTracingDefaults(t *testing.T) {
+	dir := dirWithFiles(t)
+	c, err := Parse([]byte(validYAML), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tracing.On() || c.Listen.Pprof {
+		t.Errorf("tracing on = %v, pprof = %v; want both off by default", c.Tracing.On(), c.Listen.Pprof)
+	}
+	c, err = Parse([]byte(validYAML+"tracing: {otlp_endpoint: 'https://collector.example.com:4318', protocol: http, ca_file: jwks.json}\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := c.Tracing
+	if !tr.On() || tr.Protocol != "http" || tr.Ratio() != 1 || tr.ServiceName != "claimcheck" || tr.CAFile != filepath.Join(dir, "jwks.json") {
+		t.Errorf("tracing = %+v (ratio %v), want on, http, ratio 1, service claimcheck, ca_file resolved", tr, tr.Ratio())
+	}
+	c, err = Parse([]byte(validYAML+"tracing: {otlp_endpoint: 'http://127.0.0.1:4317', sample_ratio: 0}\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tracing.Protocol != "grpc" || c.Tracing.Ratio() != 0 {
+		t.Errorf("tracing = %+v, want grpc with ratio 0", c.Tracing)
+	}
 }
 
 func TestParseListenAndLimitsDefaults(t *testing.T) {

@@ -152,9 +152,6 @@ func (l Listen) SocketPerm() fs.FileMode {
 }
 
 func (c *Config) validateListenExtras(p *problems) {
-	if c.Listen.AdminPprof && c.Listen.Admin == AdminOff {
-		p.add("listen.admin_pprof", "needs the admin listener (listen.admin is off)")
-	}
 	if m := c.Listen.SocketMode; m != "" {
 		if !octalMode.MatchString(string(m)) {
 			p.add("listen.socket_mode", "expected an octal permission such as \"0660\", got %q", m)

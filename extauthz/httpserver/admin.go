@@ -5,15 +5,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"strings"
 )
 
 // NewAdmin returns the admin handler: GET /healthz (200 "ok" while the
 // process runs), GET /readyz (200 when ready() is true, else 503 with a
-// one-line reason). Other paths 404; other methods on these paths 405. A nil
-// logger discards logs.
-func NewAdmin(ready func() (bool, string), log *slog.Logger) http.Handler {
+// one-line reason), and what opts add. Other paths 404; other methods on
+// these paths 405. A nil logger discards logs.
+func NewAdmin(ready func() (bool, string), log *slog.Logger, opts ...AdminOption) http.Handler {
 	if ready == nil {
 		panic("httpserver: NewAdmin needs a readiness function")
 	}
@@ -32,7 +33,32 @@ func NewAdmin(ready func() (bool, string), log *slog.Logger) http.Handler {
 		}
 		writeText(w, http.StatusServiceUnavailable, oneLine(reason))
 	})
+	for _, o := range opts {
+		o(mux)
+	}
 	return mux
+}
+
+// AdminOption adds endpoints to the admin handler.
+type AdminOption func(*http.ServeMux)
+
+// WithMetrics serves h, the Prometheus metrics, at GET /metrics.
+func WithMetrics(h http.Handler) AdminOption {
+	return func(mux *http.ServeMux) { mux.Handle("GET /metrics", h) }
+}
+
+// WithPprof serves Go's profiler under /debug/pprof/: the index, cmdline,
+// profile (CPU), symbol, trace and the named profiles (heap, allocs,
+// goroutine, block, mutex, threadcreate).
+func WithPprof() AdminOption {
+	return func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 }
 
 // readiness calls ready; a panic is not ready.

@@ -1,7 +1,10 @@
 package httpserver_test
 
 import (
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/claimcheck/claimcheck/extauthz/httpserver"
@@ -39,6 +42,34 @@ func TestAdmin(t *testing.T) {
 			}
 			if tt.body != "" && w.Body.String() != tt.body {
 				t.Errorf("body %q, want %q", w.Body, tt.body)
+			}
+		})
+	}
+}
+
+func TestAdminMetricsAndPprofOnlyWhenAsked(t *testing.T) {
+	ready := func() (bool, string) { return true, "" }
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "claimcheck_up 1\n") })
+	tests := []struct {
+		name   string
+		opts   []httpserver.AdminOption
+		path   string
+		status int
+		body   string // a substring
+	}{
+		{"metrics served with WithMetrics", []httpserver.AdminOption{httpserver.WithMetrics(metrics)}, "/metrics", 200, "claimcheck_up 1"},
+		{"pprof off by default", []httpserver.AdminOption{httpserver.WithMetrics(metrics)}, "/debug/pprof/", 404, ""},
+		{"pprof index with WithPprof", []httpserver.AdminOption{httpserver.WithPprof()}, "/debug/pprof/", 200, "goroutine"},
+		{"pprof heap profile", []httpserver.AdminOption{httpserver.WithPprof()}, "/debug/pprof/heap?debug=1", 200, "heap profile"},
+		{"pprof cmdline", []httpserver.AdminOption{httpserver.WithPprof()}, "/debug/pprof/cmdline", 200, ""},
+		{"health still served with options", []httpserver.AdminOption{httpserver.WithPprof(), httpserver.WithMetrics(metrics)}, "/readyz", 200, "ok"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			httpserver.NewAdmin(ready, nil, tt.opts...).ServeHTTP(w, httptest.NewRequest("GET", tt.path, nil))
+			if w.Code != tt.status || !strings.Contains(w.Body.String(), tt.body) {
+				t.Errorf("GET %s: %d %q, want %d with %q", tt.path, w.Code, w.Body, tt.status, tt.body)
 			}
 		})
 	}

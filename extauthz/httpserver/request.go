@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -102,9 +103,14 @@ func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
 		if m.pathPrefix != "" {
 			rest, ok := strings.CutPrefix(target, m.pathPrefix)
 			if !ok || !strings.HasPrefix(rest, "/") {
-				return nil, badRequest("path %q is not under the path prefix %q", target, m.pathPrefix)
+				return nil, badRequest("path %q is not under the path prefix %q", hideQuery(target), m.pathPrefix)
 			}
 			uri = rest
+		}
+		// Envoy routed on its own (normalised) path; a dot segment here
+		// would let the policy see a path the upstream never gets.
+		if err := checkURI("path", uri); err != nil {
+			return nil, err
 		}
 	case modeNginx:
 		if method, uri, host, err = forwarded(r, hOriginalMethod, hOriginalURI); err != nil {
@@ -340,29 +346,42 @@ func checkMethod(name, m string) error {
 // path, and the policy must see the same one.
 func checkURI(name, uri string) error {
 	if !strings.HasPrefix(uri, "/") {
-		return badRequest("%s: %q does not start with \"/\"", name, uri)
+		return badRequest("%s: %q does not start with \"/\"", name, hideQuery(uri))
 	}
 	for i := 0; i < len(uri); i++ {
 		if c := uri[i]; c <= ' ' || c == 0x7f || c == '#' {
-			return badRequest("%s: %q has a space, control character or '#'", name, uri)
+			return badRequest("%s: %q has a space, control character or '#'", name, hideQuery(uri))
 		}
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
-		return badRequest("%s: %v", name, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URI
+		}
+		return badRequest("%s: %q: %v", name, hideQuery(uri), err)
 	}
 	if _, err := url.ParseQuery(u.RawQuery); err != nil {
 		return badRequest("%s: query string: %v", name, err)
 	}
 	for _, seg := range strings.Split(u.Path, "/")[1:] {
 		if seg == "." || seg == ".." {
-			return badRequest("%s: %q has a %q segment", name, uri, seg)
+			return badRequest("%s: %q has a %q segment", name, hideQuery(uri), seg)
 		}
 	}
 	if strings.Contains(u.Path, "//") {
-		return badRequest("%s: %q has an empty segment (\"//\")", name, uri)
+		return badRequest("%s: %q has an empty segment (\"//\")", name, hideQuery(uri))
 	}
 	return nil
+}
+
+// hideQuery shortens a request target to its path, for messages that are
+// sent and logged: the query string may carry a token.
+func hideQuery(uri string) string {
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		return uri[:i] + "?…"
+	}
+	return uri
 }
 
 // checkHost accepts a host and optional port, as in a Host header.

@@ -263,7 +263,17 @@ func TestForwardAuthRefusesBadRequests(t *testing.T) {
 		{"Envoy path outside the prefix", "/authz", fwdRequest{target: "/orders"}, 400, "not under the path prefix"},
 		{"Envoy path that only starts like the prefix", "/authz", fwdRequest{target: "/authzorders"}, 400, "not under the path prefix"},
 		{"OPTIONS * with a prefix", "/authz", fwdRequest{method: "OPTIONS", target: "*"}, 400, "not under the path prefix"},
+		{"Envoy path with a dot-dot segment after the prefix", "/authz", fwdRequest{target: "/authz/../orders"}, 400, `".." segment`},
+		{"Envoy path with an encoded dot-dot segment", "/authz", fwdRequest{target: "/authz/public/%2e%2e/admin"}, 400, `".." segment`},
+		{"Envoy path with a dot-dot segment, no prefix", "", fwdRequest{target: "/public/../admin"}, 400, `".." segment`},
+		{"Envoy path with an empty segment", "/authz", fwdRequest{target: "/authz//admin"}, 400, "empty segment"},
 		{"headers over 60 KiB", "", fwdRequest{headers: []hdr{{"Cookie", strings.Repeat("a", 61<<10)}}}, 431, "more than"},
+		// The answer is logged too: a query string, which may carry a token, is never echoed.
+		{"path outside the prefix, query hidden", "/authz", fwdRequest{target: "/orders?access_token=s3cr3t"}, 400, `"/orders?…" is not under the path prefix`},
+		{"dot-dot segment, query hidden", "", fwdRequest{headers: traefik("/public/../admin?access_token=s3cr3t")}, 400, `"/public/../admin?…" has a ".." segment`},
+		{"space in the query, query hidden", "", fwdRequest{headers: traefik("/orders?access_token=s3cr3t%20x y")}, 400, "has a space"},
+		{"no leading slash, query hidden", "", fwdRequest{headers: traefik("orders?access_token=s3cr3t")}, 400, `does not start with "/"`},
+		{"unparsable path, query hidden", "", fwdRequest{headers: traefik("/%zz?access_token=s3cr3t")}, 400, "invalid URL escape"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,6 +307,9 @@ func TestForwardAuthRefusesBadRequests(t *testing.T) {
 			}
 			if body.Error != "invalid_request" || !strings.Contains(body.Description, tt.desc) {
 				t.Errorf("body = %+v, want invalid_request mentioning %q", body, tt.desc)
+			}
+			if strings.Contains(body.Description, "s3cr3t") {
+				t.Errorf("error_description %q echoes the query string", body.Description)
 			}
 		})
 	}

@@ -70,7 +70,19 @@ type RemoteConfig struct {
 	AllowInsecureHTTP bool
 	// Logger receives one record per refresh; nil discards them.
 	Logger *slog.Logger
+	// OnRefresh, when set, is called after each refresh with its outcome:
+	// RefreshSuccess, RefreshNotModified or RefreshError (e.g. to count
+	// fetches in metrics). It runs on the refresh goroutine and must not
+	// block.
+	OnRefresh func(outcome string)
 }
+
+// Refresh outcomes, as given to RemoteConfig.OnRefresh.
+const (
+	RefreshSuccess     = "success"      // a key set was fetched and is current
+	RefreshNotModified = "not_modified" // 304: the current set is still current
+	RefreshError       = "error"        // the fetch (or discovery) failed; the last good set is kept
+)
 
 // Status describes the state of a Remote's keys.
 type Status struct {
@@ -108,10 +120,12 @@ type Remote struct {
 	discURL string // discovery document URL; empty with a configured JWKSURI
 
 	keys   atomic.Pointer[loadedSet]
-	ready  chan struct{} // closed when keys first load
+	ready  chan struct{} // closed when keys first load and their status is recorded
 	kick   chan struct{} // asks run for a refresh now; buffered
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returns
+
+	readyOnce sync.Once // closes ready
 
 	// Owned by run.
 	res      *httprc.ResourceBase[jwk.Set]
@@ -311,6 +325,10 @@ func (r *Remote) refresh(ctx context.Context) time.Time {
 	r.status.NextRefresh = next
 	lastSuccess := r.status.LastSuccess
 	r.mu.Unlock()
+	if err == nil {
+		// Only now, so that WaitReady's callers see the status of the fetch.
+		r.readyOnce.Do(func() { close(r.ready) })
+	}
 
 	n := 0
 	if l := r.keys.Load(); l != nil {
@@ -324,6 +342,16 @@ func (r *Remote) refresh(ctx context.Context) time.Time {
 		r.log.Warn("jwks refresh failed", append(attrs, "err", err)...)
 	} else {
 		r.log.Info("jwks refreshed", append(attrs, "not_modified", notModified)...)
+	}
+	if r.cfg.OnRefresh != nil {
+		switch {
+		case err != nil:
+			r.cfg.OnRefresh(RefreshError)
+		case notModified:
+			r.cfg.OnRefresh(RefreshNotModified)
+		default:
+			r.cfg.OnRefresh(RefreshSuccess)
+		}
 	}
 	return next
 }
@@ -371,11 +399,7 @@ func (r *Remote) fetchKeys(ctx context.Context) (uri string, notModified bool, e
 }
 
 func (r *Remote) setKeys(set jwk.Set) {
-	first := r.keys.Load() == nil
 	r.keys.Store(&loadedSet{set: set})
-	if first {
-		close(r.ready)
-	}
 }
 
 // jwksFetch is the HTTP client and the transformer httprc uses for one

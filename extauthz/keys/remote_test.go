@@ -295,3 +295,44 @@ func TestRemoteWaitReadyAfterClose(t *testing.T) {
 		t.Errorf("WaitReady after Close = %v, want an error with the last fetch error", err)
 	}
 }
+
+// outcomes records what OnRefresh reports.
+type outcomes struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (o *outcomes) add(s string) { o.mu.Lock(); o.got = append(o.got, s); o.mu.Unlock() }
+
+func (o *outcomes) last() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.got) == 0 {
+		return ""
+	}
+	return o.got[len(o.got)-1]
+}
+
+func TestRemoteReportsEachRefreshOutcome(t *testing.T) {
+	k := tokentest.NewECKey(t, "k")
+	srv := tokentest.NewJWKSServer(t, k)
+	srv.SetETag(`"v1"`)
+	var o outcomes
+	// MaxRefresh keeps background retries after the failure rare.
+	r, _ := newRemote(t, keys.RemoteConfig{JWKSURI: srv.JWKSURI(), MinRefresh: time.Nanosecond,
+		MaxRefresh: time.Hour, OnRefresh: o.add})
+	waitReady(t, r)
+	eventually(t, "the first outcome", func() bool { return o.last() != "" })
+	if got := o.last(); got != keys.RefreshSuccess {
+		t.Errorf("first fetch: outcome %q, want %q", got, keys.RefreshSuccess)
+	}
+	r.Refresh(t.Context())
+	if got := o.last(); got != keys.RefreshNotModified {
+		t.Errorf("304: outcome %q, want %q", got, keys.RefreshNotModified)
+	}
+	srv.Fail(true)
+	r.Refresh(t.Context())
+	if got := o.last(); got != keys.RefreshError {
+		t.Errorf("failing server: outcome %q, want %q", got, keys.RefreshError)
+	}
+}

@@ -325,7 +325,7 @@ func negativeCacheable(err error) bool {
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	}
-	return Reason(err) != "internal_error"
+	return Reason(err) != reasonInternal
 }
 
 // entry is a cached verification result: tok, or err when tok is nil.

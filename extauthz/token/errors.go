@@ -58,51 +58,53 @@ var (
 	ErrUserinfoUnavailable = errors.New("userinfo unavailable")
 )
 
+// reasons maps each sentinel to its reason code.
+var reasons = []struct {
+	err  error
+	code string
+}{
+	{ErrTooLarge, "token_too_large"},
+	{ErrMalformed, "token_malformed"},
+	{ErrIssuerUnknown, "issuer_unknown"},
+	{ErrAlgorithm, "algorithm_not_allowed"},
+	{ErrUnsupportedHeader, "header_unsupported"},
+	{ErrKeyUnknown, "key_unknown"},
+	{ErrSignature, "signature_invalid"},
+	{ErrExpired, "token_expired"},
+	{ErrNoExpiry, "exp_missing"},
+	{ErrNotYetValid, "token_not_yet_valid"},
+	{ErrIssuedInFuture, "iat_in_future"},
+	{ErrTyp, "typ_mismatch"},
+	{ErrAudience, "audience_mismatch"},
+	{ErrClaims, "claims_invalid"},
+	{ErrKeysUnavailable, "issuer_keys_unavailable"},
+	{ErrInactive, "token_inactive"},
+	{ErrIntrospectionUnavailable, "introspection_unavailable"},
+	{ErrUserinfoRejected, "userinfo_rejected"},
+	{ErrUserinfoUnavailable, "userinfo_unavailable"},
+}
+
+// reasonInternal is the code of errors that wrap no sentinel.
+const reasonInternal = "internal_error"
+
 // Reason returns a stable snake_case code for err, suitable for metrics
 // and logs: the code of the sentinel err wraps, or "internal_error".
 func Reason(err error) string {
-	switch {
-	case errors.Is(err, ErrTooLarge):
-		return "token_too_large"
-	case errors.Is(err, ErrMalformed):
-		return "token_malformed"
-	case errors.Is(err, ErrIssuerUnknown):
-		return "issuer_unknown"
-	case errors.Is(err, ErrAlgorithm):
-		return "algorithm_not_allowed"
-	case errors.Is(err, ErrUnsupportedHeader):
-		return "header_unsupported"
-	case errors.Is(err, ErrKeyUnknown):
-		return "key_unknown"
-	case errors.Is(err, ErrSignature):
-		return "signature_invalid"
-	case errors.Is(err, ErrExpired):
-		return "token_expired"
-	case errors.Is(err, ErrNoExpiry):
-		return "exp_missing"
-	case errors.Is(err, ErrNotYetValid):
-		return "token_not_yet_valid"
-	case errors.Is(err, ErrIssuedInFuture):
-		return "iat_in_future"
-	case errors.Is(err, ErrTyp):
-		return "typ_mismatch"
-	case errors.Is(err, ErrAudience):
-		return "audience_mismatch"
-	case errors.Is(err, ErrClaims):
-		return "claims_invalid"
-	case errors.Is(err, ErrKeysUnavailable):
-		return "issuer_keys_unavailable"
-	case errors.Is(err, ErrInactive):
-		return "token_inactive"
-	case errors.Is(err, ErrIntrospectionUnavailable):
-		return "introspection_unavailable"
-	case errors.Is(err, ErrUserinfoRejected):
-		return "userinfo_rejected"
-	case errors.Is(err, ErrUserinfoUnavailable):
-		return "userinfo_unavailable"
-	default:
-		return "internal_error"
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.code
+		}
 	}
+	return reasonInternal
+}
+
+// Reasons returns every code Reason can return.
+func Reasons() []string {
+	out := make([]string, 0, len(reasons)+1)
+	for _, r := range reasons {
+		out = append(out, r.code)
+	}
+	return append(out, reasonInternal)
 }
 
 // Unavailable reports whether err says the issuer could not be consulted
@@ -132,6 +134,32 @@ func (e *rejection) Unwrap() error { return e.kind }
 
 func reject(kind error, format string, args ...any) error {
 	return &rejection{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// issuerError is a rejection of a token whose iss named a configured
+// issuer, so that metrics can count rejections by issuer.
+type issuerError struct {
+	issuer string
+	err    error
+}
+
+func (e *issuerError) Error() string { return e.err.Error() }
+func (e *issuerError) Unwrap() error { return e.err }
+
+func (is *issuer) rejected(err error) error { return &issuerError{issuer: is.name, err: err} }
+
+// IssuerOf returns the configured issuer that a token rejected by Verify
+// named in its (unverified) iss claim, or "" when the token was rejected
+// before one was found. It follows err's Unwrap chain (not errors.As, whose
+// target would cost an allocation per denied Check).
+func IssuerOf(err error) string {
+	for err != nil {
+		if ie, ok := err.(*issuerError); ok {
+			return ie.issuer
+		}
+		err = errors.Unwrap(err)
+	}
+	return ""
 }
 
 // maxEcho caps how much of an attacker-controlled string goes into an error.

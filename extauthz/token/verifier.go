@@ -209,7 +209,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	}
 	key, err := iss.sig.verify(ctx, p)
 	if err != nil {
-		return nil, err
+		return nil, iss.rejected(err)
 	}
 	kid, _ := key.KeyID()
 	if err := iss.checkTyp(p.header); err != nil {
@@ -217,10 +217,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	}
 	c, err := parseClaims(payload)
 	if err != nil {
-		return nil, err
+		return nil, iss.rejected(err)
 	}
 	if err := iss.checkClaims(c, v.now()); err != nil {
-		return nil, err
+		return nil, iss.rejected(err)
 	}
 	header := make(map[string]any, 3)
 	for _, name := range [...]string{"alg", "kid", "typ"} {

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -675,6 +676,9 @@ func TestReasonCodes(t *testing.T) {
 			if got := token.Reason(tt.err); got != tt.want {
 				t.Errorf("Reason(%v) = %q, want %q", tt.err, got, tt.want)
 			}
+			if !slices.Contains(token.Reasons(), tt.want) {
+				t.Errorf("Reasons() = %v, lacks %q", token.Reasons(), tt.want)
+			}
 			if tt.err == nil {
 				return
 			}
@@ -871,5 +875,39 @@ func TestVerifierDoesNotShareConfigSlices(t *testing.T) {
 	auds[0], algs[0] = "changed", "RS256"
 	if _, err := v.Verify(t.Context(), tokentest.Mint(t, k, claims(issA, nil))); err != nil {
 		t.Errorf("Verify after the caller changed its slices: %v", err)
+	}
+}
+
+func TestIssuerOfNamesTheConfiguredIssuerOfARejectedToken(t *testing.T) {
+	f := newFixture(t)
+	valid := tokentest.Mint(t, f.rsa, claims(issA, nil))
+	parts := strings.Split(valid, ".")
+	tests := []struct {
+		name string
+		raw  string
+		want string
+	}{
+		{"malformed: no issuer read yet", "a.b", ""},
+		{"unknown issuer", tokentest.Mint(t, f.rsa, claims("https://evil.example.com", nil)), ""},
+		{"bad signature", parts[0] + "." + parts[1] + "." + parts[0], issA},
+		{"expired", tokentest.Mint(t, f.rsa, claims(issA, map[string]any{"exp": now.Add(-time.Hour).Unix()})), issA},
+		{"wrong audience", tokentest.Mint(t, f.rsa, claims(issA, map[string]any{"aud": "other"})), issA},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.v.Verify(t.Context(), tt.raw)
+			if err == nil {
+				t.Fatal("Verify accepted the token")
+			}
+			if got := token.IssuerOf(err); got != tt.want {
+				t.Errorf("IssuerOf(%v) = %q, want %q", err, got, tt.want)
+			}
+			if got := token.IssuerOf(fmt.Errorf("wrapped: %w", err)); got != tt.want {
+				t.Errorf("IssuerOf(wrapped) = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if got := token.IssuerOf(nil); got != "" {
+		t.Errorf("IssuerOf(nil) = %q", got)
 	}
 }
