@@ -30,11 +30,12 @@ import (
 
 // issuerProc is a running `claimcheck issuer`.
 type issuerProc struct {
-	url    string
-	keyDir string
-	cmd    *exec.Cmd
-	stderr *syncWriter
-	done   chan error
+	url     string
+	keyDir  string
+	cfgPath string
+	cmd     *exec.Cmd
+	stderr  *syncWriter
+	done    chan error
 }
 
 // testHash is a cheap bcrypt hash of secret (tests only).
@@ -53,20 +54,13 @@ func startIssuer(t *testing.T, clients string) *issuerProc {
 	t.Helper()
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	p := &issuerProc{url: "http://" + addr, keyDir: filepath.Join(dir, "keys"), stderr: &syncWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
+	p := &issuerProc{url: "http://" + addr, keyDir: filepath.Join(dir, "keys"), cfgPath: filepath.Join(dir, "issuer.yaml"), stderr: &syncWriter{w: &bytes.Buffer{}}}
 	cfg := fmt.Sprintf("listen: %q\nissuer: %s\naudiences: [orders-api]\nkey_dir: keys\nfailed_auth: {burst: 50}\nclients:\n%s", addr, p.url, clients)
-	cfgPath := filepath.Join(dir, "issuer.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(binary(t), "issuer", "--config", cfgPath)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
+		if p.cmd != nil && p.cmd.Process != nil && p.cmd.ProcessState == nil {
 			p.cmd.Process.Kill()
 			<-p.done
 		}
@@ -74,13 +68,29 @@ func startIssuer(t *testing.T, clients string) *issuerProc {
 			t.Logf("issuer stderr:\n%s", p.stderr)
 		}
 	})
+	p.start(t)
+	return p
+}
+
+// start runs the issuer on its config and waits until it serves its
+// metadata: after stop, the same issuer on the same address and keys, with
+// nothing else it had in memory.
+func (p *issuerProc) start(t *testing.T) {
+	t.Helper()
+	p.done = make(chan error, 1)
+	p.cmd = exec.Command(binary(t), "issuer", "--config", p.cfgPath)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.url + "/.well-known/openid-configuration")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return
 			}
 		}
 		select {
@@ -90,7 +100,22 @@ func startIssuer(t *testing.T, clients string) *issuerProc {
 		}
 	}
 	t.Fatalf("issuer did not start:\n%s", p.stderr)
-	return nil
+}
+
+// stop sends SIGTERM and waits until the issuer has exited with code 0.
+func (p *issuerProc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("issuer exit code after SIGTERM = %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("issuer did not stop on SIGTERM")
+	}
 }
 
 // post sends a form to the issuer with optional Basic credentials.
@@ -258,17 +283,7 @@ func TestIssuerToClaimcheckEndToEnd(t *testing.T) {
 	if strings.Contains(iss.stderr.String(), "service-secret") || strings.Contains(iss.stderr.String(), "eyJ") {
 		t.Error("the issuer logged a secret or a token")
 	}
-	if err := iss.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-iss.done:
-		if code := iss.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("issuer exit code after SIGTERM = %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("issuer did not stop on SIGTERM")
-	}
+	iss.stop(t)
 }
 
 func TestIssuerCommandUsage(t *testing.T) {
