@@ -341,9 +341,21 @@ func TestDemoRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("claimcheck demo --run: %v\n%s", err, out)
 			}
-			for _, want := range []string{"200 allowed", "403 policy_denied", "401 missing_token", "401 token_malformed", "gRPC Check", "every step as expected"} {
+			for _, want := range []string{"401 missing_token", "401 token_malformed", "401 token_inactive", "every step as expected"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			// Each client's token, a JWT or an opaque one, over HTTP and gRPC.
+			for _, c := range demoClients() {
+				want := "200 allowed (want 200 allowed)"
+				if !c.allowed {
+					want = "403 policy_denied (want 403 policy_denied)"
+				}
+				for _, step := range []string{"GET /orders/42 as " + c.id, "gRPC Check as " + c.id} {
+					if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(step) + ` +` + regexp.QuoteMeta(want) + ` +ok$`).MatchString(out) {
+						t.Errorf("output lacks %q with %q:\n%s", step, want, out)
+					}
 				}
 			}
 		})
@@ -368,6 +380,43 @@ func TestDemoRunFailsOnAnUnexpectedStatus(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "403 policy_denied (want 200 allowed)") || !strings.Contains(out.String(), "UNEXPECTED") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// TestDemoWritesItsSecretsPrivately: the demo's configs and claimcheck's
+// introspection secret are readable only by their owner, claimcheck
+// introspects at the demo issuer, and stop removes them all.
+func TestDemoWritesItsSecretsPrivately(t *testing.T) {
+	d, err := startDemo(context.Background(), demoClients(), slog.New(slog.DiscardHandler))
+	stopped := false
+	if d != nil {
+		defer func() {
+			if !stopped {
+				d.stop()
+			}
+		}()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"issuer.yaml", "claimcheck.yaml", "introspection.secret"} {
+		fi, err := os.Stat(filepath.Join(d.dir, name))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v", name, err, fi.Mode())
+		}
+	}
+	secret, _ := os.ReadFile(filepath.Join(d.dir, "introspection.secret"))
+	if string(secret) != d.introSecret+"\n" || d.introSecret == "" {
+		t.Errorf("introspection.secret = %q", secret)
+	}
+	status, _, body := (&issuerProc{url: d.issuerURL}).post(t, "/introspect", url.Values{"token": {"x"}}, demoIntrospector, d.introSecret)
+	if status != 200 || body["active"] != false {
+		t.Errorf("claimcheck's client at the issuer: %d %v", status, body)
+	}
+	d.stop()
+	stopped = true
+	if _, err := os.Stat(d.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after stop, %s: %v", d.dir, err)
 	}
 }
 
@@ -420,10 +469,12 @@ func TestDemoGuideAndExampleClient(t *testing.T) {
 	apiURL := regexp.MustCompile(`API\s+(http://\S+)`).FindStringSubmatch(g)
 	secret := regexp.MustCompile(`-u service-client-id:(\S+) `).FindStringSubmatch(g)
 	other := regexp.MustCompile(`-u some-other-client:(\S+) `).FindStringSubmatch(g)
-	if issuerURL == nil || apiURL == nil || secret == nil || other == nil {
+	opaque := regexp.MustCompile(`-u opaque-service-id:(\S+) `).FindStringSubmatch(g)
+	if issuerURL == nil || apiURL == nil || secret == nil || other == nil || opaque == nil {
 		t.Fatalf("guide lacks the issuer, the API or the secrets:\n%s", g)
 	}
-	for _, want := range []string{"# 200 allowed", "# 403 policy_denied", "# 401 missing_token", "check --server"} {
+	for _, want := range []string{"# 200 allowed", "# 403 policy_denied", "# 401 missing_token", "# 401 token_inactive", "check --server",
+		`--token "$OPAQUE_SERVICE_TOKEN"`, `-d "token=$OPAQUE_SERVICE_TOKEN" ` + issuerURL[1] + "/introspect"} {
 		if !strings.Contains(g, want) {
 			t.Errorf("guide lacks %q", want)
 		}
@@ -442,6 +493,9 @@ func TestDemoGuideAndExampleClient(t *testing.T) {
 	}
 	if code, out := client("service-client-id", secret[1], 3); code != 0 || strings.Count(out, ": 200 ") != 3 || !strings.Contains(out, "1 token(s) fetched") {
 		t.Errorf("allowed client: exit %d\n%s", code, out)
+	}
+	if code, out := client("opaque-service-id", opaque[1], 3); code != 0 || strings.Count(out, ": 200 ") != 3 || !strings.Contains(out, "1 token(s) fetched") {
+		t.Errorf("allowed client with opaque tokens: exit %d\n%s", code, out)
 	}
 	if code, out := client("some-other-client", other[1], 1); code != 1 || !strings.Contains(out, ": 403 ") {
 		t.Errorf("refused client: exit %d\n%s", code, out)
