@@ -52,10 +52,16 @@ func testHash(t *testing.T, secret string) string {
 // list items) and waits until it serves its metadata.
 func startIssuer(t *testing.T, clients string) *issuerProc {
 	t.Helper()
-	dir := t.TempDir()
 	addr := freeAddr(t)
+	return startIssuerConfig(t, addr, fmt.Sprintf("listen: %q\nissuer: http://%s\naudiences: [orders-api]\nkey_dir: keys\nfailed_auth: {burst: 50}\nclients:\n%s", addr, addr, clients))
+}
+
+// startIssuerConfig runs `claimcheck issuer` with cfg, an issuer at
+// http://addr with key_dir: keys, and waits until it serves its metadata.
+func startIssuerConfig(t *testing.T, addr, cfg string) *issuerProc {
+	t.Helper()
+	dir := t.TempDir()
 	p := &issuerProc{url: "http://" + addr, keyDir: filepath.Join(dir, "keys"), cfgPath: filepath.Join(dir, "issuer.yaml"), stderr: &syncWriter{w: &bytes.Buffer{}}}
-	cfg := fmt.Sprintf("listen: %q\nissuer: %s\naudiences: [orders-api]\nkey_dir: keys\nfailed_auth: {burst: 50}\nclients:\n%s", addr, p.url, clients)
 	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -275,3 +275,65 @@ forward:
 		}
 	})
 }
+
+// TestShippedIssuerExample runs the README's "Built-in issuer" commands:
+// examples/issuer/issuer.yaml and claimcheck.yaml, as shipped but for
+// addresses, key directory and paths, with their public development
+// secrets. A JWT and an opaque token of clients on the demo policy's
+// allowlist are allowed over gRPC and forward-auth, another client's token
+// is refused.
+func TestShippedIssuerExample(t *testing.T) {
+	addr := freeAddr(t)
+	icfg := exampleFile(t, "issuer/issuer.yaml")
+	for _, r := range [][2]string{
+		{`listen: "127.0.0.1:9300"`, fmt.Sprintf("listen: %q", addr)},
+		{"http://127.0.0.1:9300", "http://" + addr},
+		{"key_dir: /tmp/claimcheck-example-issuer-keys", "key_dir: keys"},
+	} {
+		icfg = mustReplace(t, icfg, r[0], r[1])
+	}
+	iss := startIssuerConfig(t, addr, icfg)
+
+	abs := func(rel string) string {
+		p, err := filepath.Abs(filepath.Join("../../examples/issuer", rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	httpAddr := freeAddr(t)
+	cfg := exampleFile(t, "issuer/claimcheck.yaml")
+	for _, r := range [][2]string{
+		{"  grpc: \"127.0.0.1:9191\"\n  http: \"127.0.0.1:9192\"", fmt.Sprintf("  grpc: \"{{LISTEN}}\"\n  http: %q\n  admin: %q", httpAddr, freeAddr(t))},
+		{"http://127.0.0.1:9300", iss.url},
+		{"client_secret_file: introspection.secret", "client_secret_file: " + abs("introspection.secret")},
+		{"paths: [../demo/policy]", "paths: [" + abs("../demo/policy") + "]"},
+	} {
+		cfg = mustReplace(t, cfg, r[0], r[1])
+	}
+	s := startServer(t, cfg, freeAddr(t))
+	s.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	fa := &forwardAuthClient{url: "http://" + httpAddr, client: &http.Client{Timeout: 10 * time.Second}}
+
+	for _, tt := range []struct {
+		id, secret string
+		opaque     bool
+		status     int
+		reason     string
+	}{
+		{"service-client-id", "dev-secret-change-me", false, 200, "allowed"},
+		{"opaque-service-id", "opaque-dev-secret", true, 200, "allowed"},
+		{"some-other-client", "other-dev-secret", false, 403, "policy_denied"},
+	} {
+		t.Run(tt.id, func(t *testing.T) {
+			tok, err := (&clientcredentials.Config{ClientID: tt.id, ClientSecret: tt.secret, TokenURL: iss.url + "/token", Scopes: []string{"orders:read"}}).Token(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opaque := strings.Count(tok.AccessToken, ".") != 2; opaque != tt.opaque {
+				t.Fatalf("opaque token: %v, want %v", opaque, tt.opaque)
+			}
+			expectBoth(t, s, fa, tok.AccessToken, tt.status, tt.reason)
+		})
+	}
+}
