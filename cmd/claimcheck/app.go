@@ -138,6 +138,9 @@ func (a *app) keySource(ctx context.Context, ic config.Issuer, log *slog.Logger)
 		f, err = keys.NewPublicKeyFile(ic.PublicKeyFile, flog)
 	case ic.HMACSecretFile != "":
 		f, err = keys.NewHMACFile(ic.HMACSecretFile, ic.HMACMinLength(), flog)
+	case ic.Keyless():
+		flog.Info("no key source: only opaque tokens are accepted, by introspection; JWTs naming this issuer are refused (key_unknown)")
+		return token.NoKeys, nil
 	default:
 		return a.remote(ctx, ic, log)
 	}

@@ -37,13 +37,20 @@ type demoClient struct {
 	secret  string // random per run
 }
 
-// demoClients are the demo's clients, in the order the steps use them.
+// demoClients are the demo's clients, in the order the steps use them:
+// JWTs, then opaque tokens, which claimcheck introspects at the issuer.
 func demoClients() []*demoClient {
 	return []*demoClient{
 		{id: "service-client-id", allowed: true, format: config.TokenFormatJWT},
 		{id: "some-other-client", allowed: false, format: config.TokenFormatJWT},
+		{id: "opaque-service-id", allowed: true, format: config.TokenFormatOpaque},
+		{id: "opaque-other-client", allowed: false, format: config.TokenFormatOpaque},
 	}
 }
+
+// demoIntrospector is claimcheck's own client at the demo issuer: it may
+// introspect the opaque tokens and gets none.
+const demoIntrospector = "claimcheck"
 
 // demoPorts are the demo's fixed loopback ports; a busy one is replaced by
 // a free one.
@@ -93,16 +100,17 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // demoRun is a running demo: everything it started, to stop.
 type demoRun struct {
-	dir       string
-	issuerURL string
-	apiURL    string
-	grpcAddr  string
-	authURL   string
-	adminURL  string
-	clients   []*demoClient
-	app       *app
-	servers   *servers
-	https     []*http.Server
+	dir         string
+	issuerURL   string
+	apiURL      string
+	grpcAddr    string
+	authURL     string
+	adminURL    string
+	clients     []*demoClient
+	introSecret string // demoIntrospector's secret
+	app         *app
+	servers     *servers
+	https       []*http.Server
 }
 
 // startDemo starts the issuer, claimcheck (gRPC and forward-auth, through
@@ -206,6 +214,13 @@ func (d *demoRun) writeIssuerConfig() (*config.IssuerServer, error) {
 		fmt.Fprintf(&b, "  - client_id: %s\n    client_secret_hash: %q\n    scopes: [orders:read]\n    token_format: %s\n",
 			c.id, h, c.format)
 	}
+	d.introSecret = rand.Text()
+	h, err := bcrypt.GenerateFromPassword([]byte(d.introSecret), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(&b, "  - client_id: %s   # claimcheck: may introspect, gets no tokens\n    client_secret_hash: %q\n    introspect: true\n    grant_types: []\n",
+		demoIntrospector, h)
 	p := filepath.Join(d.dir, "issuer.yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
 		return nil, err
@@ -213,7 +228,8 @@ func (d *demoRun) writeIssuerConfig() (*config.IssuerServer, error) {
 	return config.LoadIssuerServer(p)
 }
 
-// writeClaimcheckConfig writes the demo policy and claimcheck.yaml: keys by
+// writeClaimcheckConfig writes the demo policy, claimcheck's introspection
+// secret and claimcheck.yaml: keys and the introspection endpoint by
 // discovery from the demo issuer, gRPC and forward-auth listeners.
 func (d *demoRun) writeClaimcheckConfig() (*config.Config, error) {
 	sub, err := fs.Sub(demo.Policy, "policy")
@@ -230,18 +246,24 @@ func (d *demoRun) writeClaimcheckConfig() (*config.Config, error) {
 		}
 	}
 	d.grpcAddr, d.authURL, d.adminURL = addrs["grpc"], "http://"+addrs["http"], "http://"+addrs["admin"]
+	if err := os.WriteFile(filepath.Join(d.dir, "introspection.secret"), []byte(d.introSecret+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	yml := fmt.Sprintf(`# claimcheck demo: claimcheck (claimcheck serve --config %s)
 listen: {grpc: %q, http: %q, admin: %q}
 issuers:
   - issuer: %s          # keys by OpenID discovery from the demo issuer
     audiences: [%s]
     algorithms: [ES256]
+    introspection:      # opaque tokens: asked at its introspection_endpoint (from discovery)
+      client_id: %s
+      client_secret_file: introspection.secret
 policy:
   paths: [policy]
   decision: claimcheck/demo/allow
 forward:
   claims: {client_id: x-client-id}
-`, filepath.Join(d.dir, "claimcheck.yaml"), addrs["grpc"], addrs["http"], addrs["admin"], d.issuerURL, demoAudience)
+`, filepath.Join(d.dir, "claimcheck.yaml"), addrs["grpc"], addrs["http"], addrs["admin"], d.issuerURL, demoAudience, demoIntrospector)
 	p := filepath.Join(d.dir, "claimcheck.yaml")
 	if err := os.WriteFile(p, []byte(yml), 0o600); err != nil {
 		return nil, err
@@ -284,28 +306,55 @@ func (d *demoRun) printGuide(w io.Writer) {
   files       %[6]s   (issuer.yaml, claimcheck.yaml, policy/)
 
 The policy (examples/demo/policy) lets only client_ids on its allowlist read /orders.
-`, d.issuerURL, d.grpcAddr, d.authURL, d.adminURL, d.apiURL, d.dir)
+claimcheck verifies JWTs with the issuer's keys, and asks the issuer about opaque
+tokens, which only it can read (RFC 7662 introspection, as its client %[7]q).
+`, d.issuerURL, d.grpcAddr, d.authURL, d.adminURL, d.apiURL, d.dir, demoIntrospector)
 	fmt.Fprintln(w, "\n1. Get a token for each client (client-credentials grant, HTTP Basic):")
 	fmt.Fprintln(w)
 	for _, c := range d.clients {
-		note := "on the allowlist"
-		if !c.allowed {
-			note = "not on the allowlist"
+		note := "JWT"
+		if c.format == config.TokenFormatOpaque {
+			note = "opaque token"
+		}
+		if c.allowed {
+			note += ", on the allowlist"
+		} else {
+			note += ", not on the allowlist"
 		}
 		fmt.Fprintf(w, "  # %s (%s)\n  %s=$(curl -s -u %s:%s -d grant_type=client_credentials %s/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n",
 			c.id, note, c.envVar(), c.id, c.secret, d.issuerURL)
 	}
-	fmt.Fprintln(w, "\n2. Call the API with them, and without:")
+	fmt.Fprintln(w, "\n2. Call the API with them (JWTs, then opaque tokens), and without:")
 	fmt.Fprintln(w)
 	for _, s := range d.steps() {
 		if s.client != nil || s.token != "" || s.path != "" {
 			fmt.Fprintf(w, "  curl -i%s %s%s   # %d %s\n", s.curlAuth(), d.apiURL, s.path, s.want, s.reason)
 		}
 	}
-	fmt.Fprintf(w, "\n3. The same decision over gRPC, as Envoy's ext_authz asks it:\n\n  %q check --server %s --brief --path /orders/42 --token \"$%s\"\n",
-		exe, d.grpcAddr, d.clients[0].envVar())
-	fmt.Fprintf(w, "\nA token's claims: echo \"$%s\" | cut -d. -f2 | base64 -d 2>/dev/null; echo\n", d.clients[0].envVar())
+	fmt.Fprint(w, "\n3. The same decisions over gRPC, as Envoy's ext_authz asks them:\n\n")
+	for _, c := range d.clients {
+		if c.allowed {
+			fmt.Fprintf(w, "  %q check --server %s --brief --path /orders/42 --token \"$%s\"\n", exe, d.grpcAddr, c.envVar())
+		}
+	}
+	if c := d.first(config.TokenFormatJWT); c != nil {
+		fmt.Fprintf(w, "\nA JWT's claims:\n  echo \"$%s\" | cut -d. -f2 | base64 -d 2>/dev/null; echo\n", c.envVar())
+	}
+	if c := d.first(config.TokenFormatOpaque); c != nil {
+		fmt.Fprintf(w, "An opaque token's claims, as claimcheck learns them:\n  curl -s -u %s:%s -d \"token=$%s\" %s/introspect; echo\n",
+			demoIntrospector, d.introSecret, c.envVar(), d.issuerURL)
+	}
 	fmt.Fprintln(w, "\nWaiting; Ctrl-C to stop.")
+}
+
+// first is the first client whose tokens are of format, or nil.
+func (d *demoRun) first(format string) *demoClient {
+	for _, c := range d.clients {
+		if c.format == format {
+			return c
+		}
+	}
+	return nil
 }
 
 // envVar is the shell variable the guide keeps the client's token in.
@@ -334,7 +383,7 @@ func (s demoStep) curlAuth() string {
 }
 
 // steps are the API calls of the guide and of --run: each client, then no
-// token and a bad one.
+// token, a malformed one and an opaque token the issuer never issued.
 func (d *demoRun) steps() []demoStep {
 	var out []demoStep
 	for _, c := range d.clients {
@@ -346,7 +395,8 @@ func (d *demoRun) steps() []demoStep {
 	}
 	return append(out,
 		demoStep{what: "GET /orders/42 without a token", path: "/orders/42", want: 401, reason: "missing_token"},
-		demoStep{what: "GET /orders/42 with a bad token", token: "not-a-token", path: "/orders/42", want: 401, reason: "token_malformed"},
+		demoStep{what: "GET /orders/42 with a malformed token", token: "not a token", path: "/orders/42", want: 401, reason: "token_malformed"},
+		demoStep{what: "GET /orders/42 with an unknown opaque token", token: "made-up-opaque-token", path: "/orders/42", want: 401, reason: "token_inactive"},
 	)
 }
 
@@ -359,7 +409,7 @@ func (d *demoRun) selftest(ctx context.Context, w io.Writer) bool {
 		if !pass {
 			mark, ok = "UNEXPECTED", false
 		}
-		fmt.Fprintf(w, "%-44s %-44s %s\n", what, got, mark)
+		fmt.Fprintf(w, "%-44s %-46s %s\n", what, got, mark)
 	}
 	tokens := map[*demoClient]string{}
 	for _, c := range d.clients {
@@ -383,17 +433,16 @@ func (d *demoRun) selftest(ctx context.Context, w io.Writer) bool {
 		}
 		report(s.what, got, err == nil && status == s.want && reason == s.reason)
 	}
-	for _, c := range d.clients {
-		want := 200
-		if !c.allowed {
-			want = 403
+	for _, s := range d.steps() {
+		if s.client == nil {
+			continue
 		}
-		dec, err := askServer(ctx, d.grpcAddr, checkRequest("GET", "/orders/42", "orders.demo", map[string]string{"authorization": "Bearer " + tokens[c]}), insecure.NewCredentials())
-		got := dec.line()
+		dec, err := askServer(ctx, d.grpcAddr, checkRequest("GET", s.path, "orders.demo", map[string]string{"authorization": "Bearer " + tokens[s.client]}), insecure.NewCredentials())
+		got := fmt.Sprintf("%d %s (want %d %s)", dec.Status, dec.Reason, s.want, s.reason)
 		if err != nil {
 			got = err.Error()
 		}
-		report("gRPC Check as "+c.id, fmt.Sprintf("%s (want %d)", got, want), err == nil && dec.Status == want)
+		report("gRPC Check as "+s.client.id, got, err == nil && dec.Status == s.want && dec.Reason == s.reason)
 	}
 	if ok {
 		fmt.Fprintln(w, "demo: every step as expected")

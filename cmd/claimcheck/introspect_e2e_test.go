@@ -67,7 +67,10 @@ func introspectionConfig(t *testing.T, issuer, endpoint string) string {
 		cfg = strings.Replace(cfg, r[0], r[1], 1)
 	}
 	if endpoint != "" {
+		// With its endpoint given, an issuer needs discovery said for its
+		// keys; without, it would be key-less (opaque tokens only).
 		cfg = strings.Replace(cfg, "client_id: claimcheck", "client_id: claimcheck\n      endpoint: "+endpoint, 1)
+		cfg = strings.Replace(cfg, "    introspection:", "    discovery: openid\n    introspection:", 1)
 	}
 	return cfg
 }
@@ -191,6 +194,7 @@ listen: {grpc: "{{LISTEN}}"}
 issuers:
   - issuer: %s
     audiences: [orders-api]
+    discovery: openid
     introspect: always
     introspection: {endpoint: %s, client_id: claimcheck, client_secret_file: %s, auth: client_secret_post}
     userinfo: {}

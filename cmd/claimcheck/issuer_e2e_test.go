@@ -30,11 +30,12 @@ import (
 
 // issuerProc is a running `claimcheck issuer`.
 type issuerProc struct {
-	url    string
-	keyDir string
-	cmd    *exec.Cmd
-	stderr *syncWriter
-	done   chan error
+	url     string
+	keyDir  string
+	cfgPath string
+	cmd     *exec.Cmd
+	stderr  *syncWriter
+	done    chan error
 }
 
 // testHash is a cheap bcrypt hash of secret (tests only).
@@ -51,22 +52,21 @@ func testHash(t *testing.T, secret string) string {
 // list items) and waits until it serves its metadata.
 func startIssuer(t *testing.T, clients string) *issuerProc {
 	t.Helper()
-	dir := t.TempDir()
 	addr := freeAddr(t)
-	p := &issuerProc{url: "http://" + addr, keyDir: filepath.Join(dir, "keys"), stderr: &syncWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
-	cfg := fmt.Sprintf("listen: %q\nissuer: %s\naudiences: [orders-api]\nkey_dir: keys\nfailed_auth: {burst: 50}\nclients:\n%s", addr, p.url, clients)
-	cfgPath := filepath.Join(dir, "issuer.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	return startIssuerConfig(t, addr, fmt.Sprintf("listen: %q\nissuer: http://%s\naudiences: [orders-api]\nkey_dir: keys\nfailed_auth: {burst: 50}\nclients:\n%s", addr, addr, clients))
+}
+
+// startIssuerConfig runs `claimcheck issuer` with cfg, an issuer at
+// http://addr with key_dir: keys, and waits until it serves its metadata.
+func startIssuerConfig(t *testing.T, addr, cfg string) *issuerProc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &issuerProc{url: "http://" + addr, keyDir: filepath.Join(dir, "keys"), cfgPath: filepath.Join(dir, "issuer.yaml"), stderr: &syncWriter{w: &bytes.Buffer{}}}
+	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(binary(t), "issuer", "--config", cfgPath)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
+		if p.cmd != nil && p.cmd.Process != nil && p.cmd.ProcessState == nil {
 			p.cmd.Process.Kill()
 			<-p.done
 		}
@@ -74,13 +74,29 @@ func startIssuer(t *testing.T, clients string) *issuerProc {
 			t.Logf("issuer stderr:\n%s", p.stderr)
 		}
 	})
+	p.start(t)
+	return p
+}
+
+// start runs the issuer on its config and waits until it serves its
+// metadata: after stop, the same issuer on the same address and keys, with
+// nothing else it had in memory.
+func (p *issuerProc) start(t *testing.T) {
+	t.Helper()
+	p.done = make(chan error, 1)
+	p.cmd = exec.Command(binary(t), "issuer", "--config", p.cfgPath)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.url + "/.well-known/openid-configuration")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return p
+				return
 			}
 		}
 		select {
@@ -90,7 +106,22 @@ func startIssuer(t *testing.T, clients string) *issuerProc {
 		}
 	}
 	t.Fatalf("issuer did not start:\n%s", p.stderr)
-	return nil
+}
+
+// stop sends SIGTERM and waits until the issuer has exited with code 0.
+func (p *issuerProc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("issuer exit code after SIGTERM = %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("issuer did not stop on SIGTERM")
+	}
 }
 
 // post sends a form to the issuer with optional Basic credentials.
@@ -258,17 +289,7 @@ func TestIssuerToClaimcheckEndToEnd(t *testing.T) {
 	if strings.Contains(iss.stderr.String(), "service-secret") || strings.Contains(iss.stderr.String(), "eyJ") {
 		t.Error("the issuer logged a secret or a token")
 	}
-	if err := iss.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-iss.done:
-		if code := iss.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("issuer exit code after SIGTERM = %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("issuer did not stop on SIGTERM")
-	}
+	iss.stop(t)
 }
 
 func TestIssuerCommandUsage(t *testing.T) {
@@ -326,9 +347,21 @@ func TestDemoRun(t *testing.T) {
 			if err != nil {
 				t.Fatalf("claimcheck demo --run: %v\n%s", err, out)
 			}
-			for _, want := range []string{"200 allowed", "403 policy_denied", "401 missing_token", "401 token_malformed", "gRPC Check", "every step as expected"} {
+			for _, want := range []string{"401 missing_token", "401 token_malformed", "401 token_inactive", "every step as expected"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+			// Each client's token, a JWT or an opaque one, over HTTP and gRPC.
+			for _, c := range demoClients() {
+				want := "200 allowed (want 200 allowed)"
+				if !c.allowed {
+					want = "403 policy_denied (want 403 policy_denied)"
+				}
+				for _, step := range []string{"GET /orders/42 as " + c.id, "gRPC Check as " + c.id} {
+					if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(step) + ` +` + regexp.QuoteMeta(want) + ` +ok$`).MatchString(out) {
+						t.Errorf("output lacks %q with %q:\n%s", step, want, out)
+					}
 				}
 			}
 		})
@@ -353,6 +386,43 @@ func TestDemoRunFailsOnAnUnexpectedStatus(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "403 policy_denied (want 200 allowed)") || !strings.Contains(out.String(), "UNEXPECTED") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// TestDemoWritesItsSecretsPrivately: the demo's configs and claimcheck's
+// introspection secret are readable only by their owner, claimcheck
+// introspects at the demo issuer, and stop removes them all.
+func TestDemoWritesItsSecretsPrivately(t *testing.T) {
+	d, err := startDemo(context.Background(), demoClients(), slog.New(slog.DiscardHandler))
+	stopped := false
+	if d != nil {
+		defer func() {
+			if !stopped {
+				d.stop()
+			}
+		}()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"issuer.yaml", "claimcheck.yaml", "introspection.secret"} {
+		fi, err := os.Stat(filepath.Join(d.dir, name))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v", name, err, fi.Mode())
+		}
+	}
+	secret, _ := os.ReadFile(filepath.Join(d.dir, "introspection.secret"))
+	if string(secret) != d.introSecret+"\n" || d.introSecret == "" {
+		t.Errorf("introspection.secret = %q", secret)
+	}
+	status, _, body := (&issuerProc{url: d.issuerURL}).post(t, "/introspect", url.Values{"token": {"x"}}, demoIntrospector, d.introSecret)
+	if status != 200 || body["active"] != false {
+		t.Errorf("claimcheck's client at the issuer: %d %v", status, body)
+	}
+	d.stop()
+	stopped = true
+	if _, err := os.Stat(d.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after stop, %s: %v", d.dir, err)
 	}
 }
 
@@ -405,10 +475,12 @@ func TestDemoGuideAndExampleClient(t *testing.T) {
 	apiURL := regexp.MustCompile(`API\s+(http://\S+)`).FindStringSubmatch(g)
 	secret := regexp.MustCompile(`-u service-client-id:(\S+) `).FindStringSubmatch(g)
 	other := regexp.MustCompile(`-u some-other-client:(\S+) `).FindStringSubmatch(g)
-	if issuerURL == nil || apiURL == nil || secret == nil || other == nil {
+	opaque := regexp.MustCompile(`-u opaque-service-id:(\S+) `).FindStringSubmatch(g)
+	if issuerURL == nil || apiURL == nil || secret == nil || other == nil || opaque == nil {
 		t.Fatalf("guide lacks the issuer, the API or the secrets:\n%s", g)
 	}
-	for _, want := range []string{"# 200 allowed", "# 403 policy_denied", "# 401 missing_token", "check --server"} {
+	for _, want := range []string{"# 200 allowed", "# 403 policy_denied", "# 401 missing_token", "# 401 token_inactive", "check --server",
+		`--token "$OPAQUE_SERVICE_TOKEN"`, `-d "token=$OPAQUE_SERVICE_TOKEN" ` + issuerURL[1] + "/introspect"} {
 		if !strings.Contains(g, want) {
 			t.Errorf("guide lacks %q", want)
 		}
@@ -427,6 +499,9 @@ func TestDemoGuideAndExampleClient(t *testing.T) {
 	}
 	if code, out := client("service-client-id", secret[1], 3); code != 0 || strings.Count(out, ": 200 ") != 3 || !strings.Contains(out, "1 token(s) fetched") {
 		t.Errorf("allowed client: exit %d\n%s", code, out)
+	}
+	if code, out := client("opaque-service-id", opaque[1], 3); code != 0 || strings.Count(out, ": 200 ") != 3 || !strings.Contains(out, "1 token(s) fetched") {
+		t.Errorf("allowed client with opaque tokens: exit %d\n%s", code, out)
 	}
 	if code, out := client("some-other-client", other[1], 1); code != 1 || !strings.Contains(out, ": 403 ") {
 		t.Errorf("refused client: exit %d\n%s", code, out)

@@ -100,7 +100,8 @@ type Issuer struct {
 	Audiences []string `yaml:"audiences"`
 
 	// Key sources: at most one of JWKSURI, JWKSFile, PublicKeyFile and
-	// HMACSecretFile; with none, keys come from discovery.
+	// HMACSecretFile; with none, keys come from discovery, unless the issuer
+	// is Keyless.
 	JWKSURI        string `yaml:"jwks_uri"`
 	JWKSFile       string `yaml:"jwks_file"`
 	PublicKeyFile  string `yaml:"public_key_file"`
@@ -133,7 +134,7 @@ type Issuer struct {
 
 // Remote reports whether the issuer's keys are fetched over HTTP.
 func (is Issuer) Remote() bool {
-	return is.JWKSFile == "" && is.PublicKeyFile == "" && is.HMACSecretFile == ""
+	return is.JWKSFile == "" && is.PublicKeyFile == "" && is.HMACSecretFile == "" && !is.Keyless()
 }
 
 // HMACMinLength is the shortest secret the issuer's HMAC algorithms accept:
@@ -820,7 +821,7 @@ func (s Source) validate(p *problems, field string) {
 
 // validateFetchURL checks a URL claimcheck fetches keys or discovery from.
 func validateFetchURL(p *problems, field, raw string, allowHTTP bool) {
-	validateURL(p, field, raw, allowHTTP, "to fetch keys from (or set jwks_uri or jwks_file)")
+	validateURL(p, field, raw, allowHTTP, "to fetch keys from (or set jwks_uri or jwks_file; or, for an issuer of opaque tokens only, introspection.endpoint)")
 }
 
 // validateURL checks a URL claimcheck sends requests to; what says what

@@ -71,6 +71,15 @@ func (is Issuer) TakesOpaque() bool {
 	return is.Introspection != nil && is.Introspect != "jwt"
 }
 
+// Keyless reports whether the issuer has no key source — no jwks_uri, key
+// file or discovery — but an introspection endpoint: an identity provider
+// of opaque tokens only. claimcheck introspects its tokens and refuses every
+// JWT naming it.
+func (is Issuer) Keyless() bool {
+	return is.JWKSURI == "" && is.JWKSFile == "" && is.PublicKeyFile == "" && is.HMACSecretFile == "" &&
+		is.Discovery == "" && is.Introspection != nil && is.Introspection.Endpoint != ""
+}
+
 func (is *Issuer) setIntrospectionDefaults(dir string) {
 	if in := is.Introspection; in != nil {
 		in.ClientSecretFile = resolve(dir, in.ClientSecretFile)
@@ -131,6 +140,9 @@ func (is Issuer) validateIntrospection(p *problems, field string) {
 			p.add(field+".introspect", "expected %s, got %q", strings.Join(introspectModes, ", "), is.Introspect)
 		}
 	}
+	if is.Keyless() {
+		is.validateKeyless(p, field)
+	}
 	if ui := is.Userinfo; ui != nil {
 		f := field + ".userinfo"
 		is.validateEndpoint(p, f, ui.Endpoint, "userinfo_endpoint")
@@ -139,6 +151,23 @@ func (is Issuer) validateIntrospection(p *problems, field string) {
 		}
 		validateTTL(p, f+".cache_ttl", *ui.CacheTTL, maxAnswerTTL)
 		validateTimeout(p, f+".timeout", ui.Timeout)
+	}
+}
+
+// keylessHint says what a key-less issuer is and how to give it keys.
+const keylessHint = "this issuer has no key source (jwks_uri, a key file or discovery), so claimcheck takes only its opaque tokens; add one to verify its JWTs"
+
+// validateKeyless refuses settings that concern only JWTs on an issuer
+// whose JWTs are all refused.
+func (is Issuer) validateKeyless(p *problems, field string) {
+	if is.Introspect != DefaultIntrospect && slices.Contains(introspectModes, is.Introspect) {
+		p.add(field+".introspect", "expected opaque: %s", keylessHint)
+	}
+	if len(is.Algorithms) > 0 {
+		p.add(field+".algorithms", "applies only to JWTs: %s", keylessHint)
+	}
+	if is.RequireTyp != "" {
+		p.add(field+".require_typ", "applies only to JWTs: %s", keylessHint)
 	}
 }
 

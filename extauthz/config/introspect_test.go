@@ -145,6 +145,22 @@ policy:`}, want: []string{"issuers[1].introspect", "issuers[0] (https://id.examp
 		{name: "ca_file with static keys and no endpoints", yaml: validYAML,
 			replace: [2]string{"jwks_file: jwks.json", "jwks_file: jwks.json\n    ca_file: jwks.json"},
 			want:    []string{"issuers[0].ca_file", "applies only"}},
+		{name: "neither keys nor introspection, and no URL to discover keys at",
+			yaml:    strings.Replace(validYAML, "    jwks_file: jwks.json\n", "", 1),
+			replace: [2]string{"issuer: https://id.example.com", "issuer: opaque-idp"},
+			want:    []string{"issuers[0].issuer", "to fetch keys from", "introspection.endpoint", `"opaque-idp"`}},
+		{name: "key-less issuer: introspect always", yaml: keylessYAML, replace: [2]string{"    userinfo:", "    introspect: always\n    userinfo:"},
+			want: []string{"issuers[0].introspect", "expected opaque", "no key source"}},
+		{name: "key-less issuer: introspect jwt", yaml: keylessYAML, replace: [2]string{"    userinfo:", "    introspect: jwt\n    userinfo:"},
+			want: []string{"issuers[0].introspect", "expected opaque", "add one to verify its JWTs"}},
+		{name: "key-less issuer: algorithms", yaml: keylessYAML, replace: [2]string{"    userinfo:", "    algorithms: [ES256]\n    userinfo:"},
+			want: []string{"issuers[0].algorithms", "applies only to JWTs", "no key source"}},
+		{name: "key-less issuer: require_typ", yaml: keylessYAML, replace: [2]string{"    userinfo:", "    require_typ: at+jwt\n    userinfo:"},
+			want: []string{"issuers[0].require_typ", "applies only to JWTs"}},
+		{name: "key-less issuer: key refresh settings", yaml: keylessYAML, replace: [2]string{"    userinfo:", "    min_refresh: 1m\n    userinfo:"},
+			want: []string{"issuers[0].min_refresh", "applies only to keys fetched over HTTP"}},
+		{name: "key-less issuer: userinfo endpoint from discovery", yaml: keylessYAML, replace: [2]string{"userinfo:\n      endpoint: https://id.example.com/userinfo\n", "userinfo: {}\n"},
+			want: []string{"issuers[0].userinfo.endpoint", "userinfo_endpoint"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

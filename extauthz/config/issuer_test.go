@@ -167,13 +167,21 @@ func TestShippedIssuerExampleIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The README's commands use the public development secrets.
-	secrets := map[string]string{"service-client-id": "dev-secret-change-me", "some-other-client": "other-dev-secret", "claimcheck": "claimcheck-dev-secret"}
+	secrets := map[string]string{"service-client-id": "dev-secret-change-me", "some-other-client": "other-dev-secret",
+		"opaque-service-id": "opaque-dev-secret", "claimcheck": "claimcheck-dev-secret"}
 	for _, cl := range c.Clients {
 		if bcrypt.CompareHashAndPassword([]byte(cl.ClientSecretHash), []byte(secrets[cl.ClientID])) != nil {
 			t.Errorf("client %s: the hash is not of the documented secret", cl.ClientID)
 		}
 	}
-	if _, err := Load("../../examples/issuer/claimcheck.yaml"); err != nil {
+	cc, err := Load("../../examples/issuer/claimcheck.yaml")
+	if err != nil {
 		t.Fatal(err)
+	}
+	// claimcheck introspects as the issuer's claimcheck client.
+	in := cc.Issuers[0].Introspection
+	secret, err := os.ReadFile(in.ClientSecretFile)
+	if err != nil || in.ClientID != "claimcheck" || strings.TrimSpace(string(secret)) != secrets["claimcheck"] {
+		t.Errorf("introspection as %q with %q (%v)", in.ClientID, secret, err)
 	}
 }

@@ -75,7 +75,8 @@ type Issuer struct {
 	// 7515 §4.1.9 says: case-insensitively, with "application/" implied
 	// when there is no "/". A token without "typ" is refused.
 	RequireTyp string
-	// Keys provides the issuer's verification keys.
+	// Keys provides the issuer's verification keys; NoKeys for an issuer
+	// whose JWTs are all refused.
 	Keys KeySource
 }
 
@@ -108,6 +109,7 @@ type issuer struct {
 	skew      time.Duration
 	typ       string // normalized RequireTyp; empty: any
 	sig       *signatures
+	keyless   bool // Keys is NoKeys: no JWT of it verifies
 }
 
 // NewVerifier returns a Verifier that accepts tokens from issuers. It
@@ -175,6 +177,7 @@ func newIssuer(cfg Issuer) (*issuer, error) {
 		skew:      cfg.ClockSkew,
 		typ:       normalizeTyp(cfg.RequireTyp),
 		sig:       &signatures{owner: "issuer " + cfg.Issuer, algs: algs, keys: cfg.Keys},
+		keyless:   cfg.Keys == NoKeys,
 	}, nil
 }
 
@@ -206,6 +209,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	iss, err := v.issuerOf(payload)
 	if err != nil {
 		return nil, err
+	}
+	if iss.keyless {
+		return nil, reject(ErrKeyUnknown, "issuer %s has no keys: only its opaque tokens are accepted, by introspection", iss.name)
 	}
 	key, err := iss.sig.verify(ctx, p)
 	if err != nil {

@@ -11,6 +11,10 @@ test_allowlisted_client_reads_orders if {
 	demo.allow with input as call("service-client-id", "GET", "/orders/42")
 }
 
+test_allowlisted_opaque_client_reads_orders if {
+	demo.allow with input as call("opaque-service-id", "GET", "/orders/42")
+}
+
 test_other_client_is_refused if {
 	not demo.allow with input as call("some-other-client", "GET", "/orders/42")
 }
