@@ -134,6 +134,17 @@ type Config struct {
 	// TracerProvider, when set, traces every Check (see trace.go); nil
 	// traces nothing and costs nothing.
 	TracerProvider trace.TracerProvider
+
+	// MaxHeaders and MaxHeaderBytes bound the request headers; a request
+	// over either is denied (431). Zero means no bound.
+	MaxHeaders, MaxHeaderBytes int
+	// MaxBodyBytes, when above zero, puts the request body Envoy sends into
+	// the input (parsed_body, truncated_body) and denies a larger one (413);
+	// zero leaves the body out of the input.
+	MaxBodyBytes int
+	// CheckTimeout bounds a Check when the caller's deadline is later or
+	// absent; zero means no bound but the caller's.
+	CheckTimeout time.Duration
 }
 
 // Authorizer makes decisions. It is safe for concurrent use.
@@ -245,6 +256,8 @@ func (a *Authorizer) Explain(ctx context.Context, req *authv3.CheckRequest) Deci
 
 func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, explain bool) (d Decision) {
 	start := time.Now()
+	ctx, cancel := a.withCheckTimeout(ctx)
+	defer cancel()
 	var span trace.Span
 	if a.tracing != nil {
 		ctx, span = a.tracing.startCheck(ctx, req)
@@ -262,8 +275,12 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 	d = a.check(ctx, req, explain || a.logInput)
 	if explain && d.Input == nil {
 		if r, err := parseRequest(req); err == nil {
-			if v, err := buildInput(req, r, nil, nil, allParts); err == nil {
-				d.Input = inputMap(v)
+			if req, body, _, ok := a.requestBody(req, r); ok {
+				parts := allParts
+				parts.body = body
+				if v, err := buildInput(req, r, nil, nil, parts); err == nil {
+					d.Input = inputMap(v)
+				}
 			}
 		}
 	}
@@ -287,6 +304,7 @@ func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *De
 		// Forwarded-claim headers still come only from a verified token.
 		d.UpstreamHeaders, d.RemoveHeaders = a.forwardHeaders(d.Token)
 	}
+	a.pastDeadline(ctx, d)
 	if meta, ok := d.DynamicMetadata["claimcheck"].(map[string]any); ok {
 		meta["decision_id"] = d.ID
 		if d.DryRun {
@@ -325,9 +343,19 @@ func newDecisionID() string {
 
 // check decides req; wantInput sets Decision.Input.
 func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantInput bool) Decision {
+	if ctx.Err() != nil { // the caller gave up while the request queued
+		return a.unavailable(ReasonDeadline, "the deadline passed before the check started")
+	}
 	r, err := parseRequest(req)
 	if err != nil {
 		return a.deny(http.StatusBadRequest, ReasonBadRequest, "invalid_request", err.Error(), nil)
+	}
+	if d, ok := a.headerLimit(r); !ok {
+		return d
+	}
+	req, body, d, ok := a.requestBody(req, r)
+	if !ok {
+		return d
 	}
 
 	ext := req.GetAttributes().GetContextExtensions()
@@ -371,6 +399,7 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 			return d
 		}
 	}
+	parts.body = body
 	t0 := time.Now()
 	pctx, pspan := a.tracing.start(ctx, SpanPolicy)
 	v, err := buildInput(req, r, tok, info, parts)
@@ -390,7 +419,6 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	if pspan != nil {
 		endPolicy(pspan, rule, p.Revision(), res, err)
 	}
-	var d Decision
 	switch {
 	case errors.Is(err, policy.ErrUnknownRule):
 		a.log.Error("route names an unknown decision rule; denying", "rule", rule, "err", err)

@@ -127,6 +127,7 @@ type inputParts struct {
 	parsedPath        bool
 	parsedQuery       bool
 	version           bool
+	body              *bodyInput // input.parsed_body and input.truncated_body; nil: absent
 }
 
 // allParts is the whole input, for tools and decision log uploads.
@@ -187,7 +188,7 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, userinfo
 	if parts.headers {
 		request = append(request, [2]*ast.Term{kHeaders, stringMapTerm(r.headers)})
 	}
-	pairs := make([][2]*ast.Term, 0, 9)
+	pairs := make([][2]*ast.Term, 0, 11)
 	pairs = append(pairs, [2]*ast.Term{kRequest, ast.ObjectTerm(request...)})
 	if parts.source {
 		pairs = append(pairs, [2]*ast.Term{kSource, peerTerm(attrs.GetSource())})
@@ -218,6 +219,9 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, userinfo
 			}
 		}
 		pairs = append(pairs, [2]*ast.Term{kToken, t})
+	}
+	if b := parts.body; b != nil {
+		pairs = append(pairs, [2]*ast.Term{kParsedBody, b.parsed}, [2]*ast.Term{kTruncatedBody, ast.InternedTerm(b.truncated)})
 	}
 	if parts.attributes {
 		a, err := attributesTerm(attrs)

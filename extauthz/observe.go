@@ -29,7 +29,8 @@ func (a *Authorizer) observe(d *Decision) {
 // set, so that metrics labelled by reason stay bounded.
 func Reasons() []string {
 	r := append(token.Reasons(), ReasonAllowed, ReasonMissingToken, ReasonBadRequest, ReasonPolicyDenied,
-		ReasonPolicyUndefined, ReasonPolicyError, ReasonRuleUnknown, ReasonNoPolicy, ReasonInternal)
+		ReasonPolicyUndefined, ReasonPolicyError, ReasonRuleUnknown, ReasonNoPolicy, ReasonInternal,
+		ReasonHeadersTooLarge, ReasonBodyTooLarge, ReasonDeadline)
 	slices.Sort(r)
 	return slices.Compact(r)
 }

@@ -13,8 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/open-policy-agent/opa/v1/loader"
+
+	"github.com/claimcheck/claimcheck/extauthz/filewatch"
 )
 
 // reloadDelay is how long a Watcher waits after the last change it saw
@@ -37,14 +38,13 @@ type Watcher struct {
 	log      *slog.Logger
 	onReload func(rev string, err error)
 
-	fsw    *fsnotify.Watcher
+	fw     *filewatch.Watcher
 	ctx    context.Context // for reloads; cancelled by Close
 	cancel context.CancelFunc
-	done   chan struct{}
 
-	dirRoots map[string]bool // roots that were directories at the last sync; owned by run
+	dirRoots map[string]bool // roots that were directories at the last sync; owned by the watcher's goroutine
 	once     sync.Once
-	err      error // of closing fsw
+	err      error // of closing fw
 }
 
 // buildFunc loads and compiles the policy. It returns nil and no error if
@@ -87,34 +87,34 @@ func Watch(ctx context.Context, cfg Config, opts ...Option) (*Watcher, error) {
 // newWatcher builds the first Engine and watches roots, files or
 // directories, to rebuild it on changes.
 func newWatcher(ctx context.Context, roots []string, build buildFunc, o options) (*Watcher, error) {
-	fsw, err := fsnotify.NewWatcher()
+	log := o.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	fw, err := filewatch.New("policy", reloadDelay, log)
 	if err != nil {
-		return nil, fmt.Errorf("policy: watch: %w", err)
+		return nil, err
 	}
 	w := &Watcher{
 		build:    build,
 		roots:    roots,
-		log:      o.logger,
+		log:      log,
 		onReload: o.onReload,
-		fsw:      fsw,
-		done:     make(chan struct{}),
-	}
-	if w.log == nil {
-		w.log = slog.New(slog.DiscardHandler)
+		fw:       fw,
 	}
 	// Watch first, so that a change during the first load is not missed.
 	if err := w.sync(); err != nil {
-		fsw.Close()
+		fw.Close()
 		return nil, err
 	}
 	e, err := build(ctx, "")
 	if err != nil {
-		fsw.Close()
+		fw.Close()
 		return nil, err
 	}
 	w.engine.Store(e)
 	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	go w.run()
+	fw.Start(w.reload, w.relevant)
 	return w, nil
 }
 
@@ -128,42 +128,9 @@ func (w *Watcher) Engine() *Engine {
 func (w *Watcher) Close() error {
 	w.once.Do(func() {
 		w.cancel()
-		if err := w.fsw.Close(); err != nil {
-			w.err = fmt.Errorf("policy: watch: %w", err)
-		}
-		<-w.done
+		w.err = w.fw.Close()
 	})
 	return w.err
-}
-
-// run reloads, once things settle, whenever a relevant change is seen,
-// until Close.
-func (w *Watcher) run() {
-	defer close(w.done)
-	t := time.NewTimer(0)
-	t.Stop()
-	defer t.Stop()
-	for {
-		select {
-		case <-w.ctx.Done():
-			return
-		case ev, ok := <-w.fsw.Events:
-			if !ok {
-				return
-			}
-			if w.relevant(ev.Name) {
-				t.Reset(reloadDelay)
-			}
-		case err, ok := <-w.fsw.Errors:
-			if !ok {
-				return
-			}
-			w.log.Warn("policy watch error", "err", err)
-			t.Reset(reloadDelay) // events may have been lost
-		case <-t.C:
-			w.reload()
-		}
-	}
 }
 
 // reload watches new directories, rebuilds the Engine and makes it current
@@ -218,23 +185,7 @@ func within(dir, path string) bool {
 func (w *Watcher) sync() error {
 	want, dirRoots := watchDirs(w.roots)
 	w.dirRoots = dirRoots
-	var errs []error
-	have := make(map[string]bool)
-	for _, d := range w.fsw.WatchList() {
-		have[d] = true
-		if !want[d] {
-			_ = w.fsw.Remove(d) // fails when d is gone, which is fine
-		}
-	}
-	for d := range want {
-		if have[d] {
-			continue
-		}
-		if err := w.fsw.Add(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("policy: watch %s: %w", d, err))
-		}
-	}
-	return errors.Join(errs...)
+	return w.fw.Sync(want)
 }
 
 // watchDirs returns the directories to watch for roots, and which roots are

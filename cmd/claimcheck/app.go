@@ -114,6 +114,11 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		Userinfo:          userinfo,
 		Observer:          a.observer(),
 		TracerProvider:    o.tracer,
+
+		MaxHeaders:     cfg.Limits.MaxHeaders,
+		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
+		MaxBodyBytes:   maxBodyBytes(cfg.Limits),
+		CheckTimeout:   time.Duration(cfg.Limits.CheckTimeout),
 	}, verifier, a.policy, log)
 	if err != nil {
 		a.close()

@@ -16,7 +16,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -63,7 +63,7 @@ func (h headerFlags) Set(s string) error {
 }
 
 const checkUsage = `usage: claimcheck check --config FILE [--token TOKEN|-] [--method GET] [--path /] [--host H] [--header k=v]...
-       claimcheck check --server ADDR [same request flags]
+       claimcheck check --server ADDR [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [same request flags]
 
 Makes one decision and prints the policy input and the decision as JSON.
 With --config the decision is made in this process; with --server it is asked
@@ -89,10 +89,12 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs.Var(headers, "header", "request header name=value (repeatable)")
 	extensions := headerFlags{}
 	fs.Var(extensions, "context", "Envoy per-route context_extensions name=value (repeatable), e.g. claimcheck_decision=orders/allow")
+	var ct clientTLSFlags
+	ct.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if (*cfgPath == "") == (*server == "") || fs.NArg() > 0 || (explain != "" && *server != "") {
+	if (*cfgPath == "") == (*server == "") || fs.NArg() > 0 || (explain != "" && *server != "") || (ct.set() && *server == "") {
 		fmt.Fprint(stderr, checkUsage)
 		return exitUsage
 	}
@@ -114,7 +116,12 @@ func checkCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 	var out checkOutput
 	if *server != "" {
-		d, err := askServer(ctx, *server, req)
+		creds, err := ct.credentials()
+		if err != nil {
+			fmt.Fprintf(stderr, "claimcheck: %v\n", err)
+			return exitUsage
+		}
+		d, err := askServer(ctx, *server, req, creds)
 		if err != nil {
 			fmt.Fprintf(stderr, "claimcheck: %v\n", err)
 			return exitUsage
@@ -294,14 +301,14 @@ func socketAddress(ip string, port uint32) *corev3.Address {
 	}}}
 }
 
-// askServer sends req to a running claimcheck and reads its answer back into
-// a decision.
-func askServer(ctx context.Context, addr string, req *authv3.CheckRequest) (decisionJSON, error) {
+// askServer sends req to a running claimcheck over a connection with creds
+// and reads its answer back into a decision.
+func askServer(ctx context.Context, addr string, req *authv3.CheckRequest, creds credentials.TransportCredentials) (decisionJSON, error) {
 	target := addr
 	if !strings.HasPrefix(addr, "unix://") {
 		target = "passthrough:///" + addr
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return decisionJSON{}, fmt.Errorf("server %s: %w", addr, err)
 	}

@@ -89,13 +89,15 @@ func TestCheckCommandUsageErrorsExit2(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, args := range map[string][]string{
-		"no config":           {"check"},
-		"config and server":   {"check", "--config", quickstartConfig, "--server", "127.0.0.1:1"},
-		"invalid config":      {"check", "--config", bad},
-		"bad header flag":     {"check", "--config", quickstartConfig, "--header", "novalue"},
-		"unknown flag":        {"check", "--config", quickstartConfig, "--nope"},
-		"unknown command":     {"frobnicate"},
-		"validate bad config": {"validate", "--config", bad},
+		"no config":                  {"check"},
+		"config and server":          {"check", "--config", quickstartConfig, "--server", "127.0.0.1:1"},
+		"invalid config":             {"check", "--config", bad},
+		"bad header flag":            {"check", "--config", quickstartConfig, "--header", "novalue"},
+		"unknown flag":               {"check", "--config", quickstartConfig, "--nope"},
+		"unknown command":            {"frobnicate"},
+		"validate bad config":        {"validate", "--config", bad},
+		"tls flags without a server": {"check", "--config", quickstartConfig, "--tls-ca", bad},
+		"tls ca that is not PEM":     {"check", "--server", "127.0.0.1:1", "--tls-ca", bad},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if code, _, _ := runCLI(t, "", args...); code != exitUsage {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/claimcheck/claimcheck/examples/demo"
 	"github.com/claimcheck/claimcheck/extauthz/config"
@@ -436,7 +437,7 @@ func (d *demoRun) selftest(ctx context.Context, w io.Writer) bool {
 		if s.client == nil {
 			continue
 		}
-		dec, err := askServer(ctx, d.grpcAddr, checkRequest("GET", s.path, "orders.demo", map[string]string{"authorization": "Bearer " + tokens[s.client]}))
+		dec, err := askServer(ctx, d.grpcAddr, checkRequest("GET", s.path, "orders.demo", map[string]string{"authorization": "Bearer " + tokens[s.client]}), insecure.NewCredentials())
 		got := fmt.Sprintf("%d %s (want %d %s)", dec.Status, dec.Reason, s.want, s.reason)
 		if err != nil {
 			got = err.Error()

@@ -26,32 +26,38 @@ import (
 	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// binaryBuild is cmd/claimcheck built once per test run with some go build flags.
+type binaryBuild struct {
+	flags []string
+	once  sync.Once
+	path  string
+	err   error
+}
 
-// binary builds cmd/claimcheck once per test run.
-func binary(t *testing.T) string {
+var plainBuild, raceBuild = &binaryBuild{}, &binaryBuild{flags: []string{"-race"}}
+
+func (b *binaryBuild) binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "claimcheck-e2e")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "claimcheck")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		b.path = filepath.Join(dir, "claimcheck")
+		args := append(append([]string{"build"}, b.flags...), "-o", b.path, ".")
+		if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
+
+// binary builds cmd/claimcheck once per test run.
+func binary(t *testing.T) string { return plainBuild.binary(t) }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -75,6 +81,12 @@ type server struct {
 // `claimcheck serve` on it.
 func startServer(t *testing.T, config, listen string) *server {
 	t.Helper()
+	return startBinary(t, binary(t), config, listen)
+}
+
+// startBinary is startServer with the claimcheck binary at bin.
+func startBinary(t *testing.T, bin, config, listen string) *server {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if !strings.Contains(config, "admin:") {
@@ -85,7 +97,7 @@ func startServer(t *testing.T, config, listen string) *server {
 		t.Fatal(err)
 	}
 	s := &server{stderr: &syncWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
-	s.cmd = exec.Command(binary(t), "serve", "--config", cfgPath)
+	s.cmd = exec.Command(bin, "serve", "--config", cfgPath)
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -97,7 +109,7 @@ func startServer(t *testing.T, config, listen string) *server {
 			<-s.done
 		}
 		if t.Failed() {
-			t.Logf("claimcheck stderr:\n%s", s.stderr)
+			t.Logf("claimcheck stderr:\n%s", tail(s.stderr.String(), 300))
 		}
 	})
 	target := listen
@@ -111,6 +123,15 @@ func startServer(t *testing.T, config, listen string) *server {
 	t.Cleanup(func() { conn.Close() })
 	s.conn = conn
 	return s
+}
+
+// tail returns the last n lines of log, saying how many it left out.
+func tail(log string, n int) string {
+	lines := strings.SplitAfter(log, "\n")
+	if len(lines) <= n {
+		return log
+	}
+	return fmt.Sprintf("[%d earlier lines left out]\n", len(lines)-n) + strings.Join(lines[len(lines)-n:], "")
 }
 
 type syncWriter struct {

@@ -58,7 +58,7 @@ func issuerCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		log.Error("start-up failed", "err", err)
 		return exitUsage
 	}
-	l, err := listen(cfg.Listen)
+	l, err := listen(cfg.Listen, config.DefaultSocketMode.Perm())
 	if err != nil {
 		log.Error("start-up failed", "err", err)
 		return exitDeny

@@ -2,14 +2,16 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"strings"
 )
 
-// listen opens addr: "host:port" or "unix:///path". A stale unix socket file
-// left by a previous run is replaced; a live one is an error.
-func listen(addr string) (net.Listener, error) {
+// listen opens addr: "host:port" or "unix:///path". A unix socket is
+// created with permission perm (see privately); a stale socket file left by
+// a previous run is replaced, a live one is an error.
+func listen(addr string, perm fs.FileMode) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
 		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			if conn, err := net.Dial("unix", path); err == nil {
@@ -18,8 +20,12 @@ func listen(addr string) (net.Listener, error) {
 			}
 			os.Remove(path)
 		}
-		l, err := net.Listen("unix", path)
+		l, err := privately(func() (net.Listener, error) { return net.Listen("unix", path) })
 		if err != nil {
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		if err := os.Chmod(path, perm); err != nil {
+			l.Close()
 			return nil, fmt.Errorf("listen %s: %w", addr, err)
 		}
 		return l, nil

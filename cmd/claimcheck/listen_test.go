@@ -8,12 +8,12 @@ import (
 
 func TestListenRefusesASocketInUse(t *testing.T) {
 	path := "unix://" + t.TempDir() + "/cc.sock"
-	l, err := listen(path)
+	l, err := listen(path, 0o660)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if _, err := listen(path); err == nil {
+	if _, err := listen(path, 0o660); err == nil {
 		t.Fatal("a second Listen on a live socket succeeded")
 	}
 }
@@ -29,7 +29,7 @@ func TestListenReplacesAStaleSocket(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("test setup: stale socket missing: %v", err)
 	}
-	l2, err := listen("unix://" + path)
+	l2, err := listen("unix://"+path, 0o660)
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os/signal"
@@ -105,22 +107,33 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) int {
 
 // servers are the listeners serve runs.
 type servers struct {
-	grpc  *grpcserver.Server
-	https []*http.Server
-	errc  chan error // an unexpected end of serving
-	addrs []any      // for the start-up log line
+	grpc    *grpcserver.Server
+	https   []*http.Server
+	errc    chan error // an unexpected end of serving
+	addrs   []any      // for the start-up log line
+	closers []io.Closer
+	// maxHeader is limits.max_header_bytes, for the HTTP servers.
+	maxHeader int
 }
 
 // startServers opens every configured listener and serves on it. On error,
 // what was started is in the result, for stop.
 func startServers(cfg *config.Config, a *app, log *slog.Logger) (*servers, error) {
-	s := &servers{errc: make(chan error, 3)}
+	s := &servers{errc: make(chan error, 3), maxHeader: cfg.Limits.MaxHeaderBytes}
+	tlsr, err := serverTLS(cfg, log)
+	if err != nil {
+		return s, err
+	}
+	if tlsr != nil {
+		s.closers = append(s.closers, tlsr)
+	}
+	perm := cfg.Listen.SocketPerm()
 	if cfg.Listen.GRPC != "" {
-		l, err := listen(cfg.Listen.GRPC)
+		l, err := listen(cfg.Listen.GRPC, perm)
 		if err != nil {
 			return s, err
 		}
-		s.grpc = grpcserver.New(a.authorizer, log)
+		s.grpc = grpcserver.New(a.authorizer, log, grpcOptions(cfg, tlsr)...)
 		s.addrs = append(s.addrs, "grpc", l.Addr().String())
 		go func() {
 			if err := s.grpc.Serve(l); err != nil {
@@ -129,33 +142,43 @@ func startServers(cfg *config.Config, a *app, log *slog.Logger) (*servers, error
 		}()
 	}
 	if cfg.Listen.HTTP != "" {
-		h := httpserver.NewForwardAuth(a.authorizer, httpserver.Config{
+		hc := httpserver.Config{
 			TrustedProxies: cfg.HTTP.Prefixes(),
 			PathPrefix:     cfg.HTTP.PathPrefix,
-		}, log)
-		if err := s.serveHTTP("http", cfg.Listen.HTTP, h, log); err != nil {
+			MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
+			MaxBodyBytes:   maxBodyBytes(cfg.Limits),
+		}
+		h := httpserver.NewForwardAuth(a.authorizer, hc, log)
+		if err := s.serveHTTP("http", cfg.Listen.HTTP, h, log, perm, listenerTLS(cfg, tlsr, "http", "h2", "http/1.1")); err != nil {
 			return s, err
 		}
 	}
 	if cfg.Listen.Admin != config.AdminOff {
 		admin := httpserver.NewAdmin(a.readiness, log, adminOptions(cfg, a, log)...)
-		if err := s.serveHTTP("admin", cfg.Listen.Admin, admin, log); err != nil {
+		if err := s.serveHTTP("admin", cfg.Listen.Admin, admin, log, perm, nil); err != nil {
 			return s, err
 		}
 	}
 	return s, nil
 }
 
-func (s *servers) serveHTTP(name, addr string, h http.Handler, log *slog.Logger) error {
-	l, err := listen(addr)
+// serveHTTP serves h on addr, over TLS when tc is set.
+func (s *servers) serveHTTP(name, addr string, h http.Handler, log *slog.Logger, perm fs.FileMode, tc *tls.Config) error {
+	l, err := listen(addr, perm)
 	if err != nil {
 		return err
+	}
+	if tc != nil {
+		l = tls.NewListener(l, tc)
 	}
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Above the forward-auth limit, so that a request over it gets
+		// claimcheck's own 431 rather than net/http's.
+		MaxHeaderBytes: max(http.DefaultMaxHeaderBytes, 2*s.maxHeader),
 	}
 	s.https = append(s.https, hs)
 	s.addrs = append(s.addrs, name, l.Addr().String())
@@ -182,6 +205,9 @@ func (s *servers) stop(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+	for _, c := range s.closers {
+		c.Close()
+	}
 }
 
 func validateCmd(args []string, stdout, stderr io.Writer) int {
@@ -209,6 +235,15 @@ func validateCmd(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	a.close()
+	// The TLS files must load, not just exist.
+	tlsr, err := serverTLS(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintf(stderr, "claimcheck: config %s: listen.tls: %v\n", *cfgPath, err)
+		return exitUsage
+	}
+	if tlsr != nil {
+		tlsr.Close()
+	}
 	fmt.Fprintf(stdout, "%s: OK (%d issuer(s), policy revision %s, decision %s)\n",
 		*cfgPath, len(cfg.Issuers), a.revision(), cfg.Policy.Decision)
 	return exitOK

@@ -38,6 +38,7 @@ type Config struct {
 	Routes      Routes      `yaml:"routes"`
 	DecisionLog DecisionLog `yaml:"decision_log"`
 	Log         Log         `yaml:"log"`
+	Limits      Limits      `yaml:"limits"`
 	Tracing     Tracing     `yaml:"tracing"`
 }
 
@@ -54,6 +55,10 @@ type Listen struct {
 	Admin string `yaml:"admin"`
 	// Pprof also serves Go's profiler under /debug/pprof/ on Admin.
 	Pprof bool `yaml:"pprof"`
+	// TLS serves GRPC and HTTP over TLS; nil serves them plain.
+	TLS *TLS `yaml:"tls"`
+	// SocketMode is the permission of unix sockets. Default "0660".
+	SocketMode SocketMode `yaml:"socket_mode"`
 }
 
 // HTTP configures the forward-auth listener.
@@ -393,6 +398,7 @@ func (c *Config) setDefaults(dir string) {
 	if c.Listen.Admin == "" {
 		c.Listen.Admin = DefaultAdmin
 	}
+	c.setListenDefaults(dir)
 	if c.HTTP.TrustedProxies == nil {
 		c.HTTP.TrustedProxies = DefaultTrustedProxies
 	}
@@ -520,6 +526,7 @@ func (c *Config) validate() error {
 		}
 		seen[l.addr] = l.field
 	}
+	c.validateListenExtras(&p)
 	for i, tp := range c.HTTP.TrustedProxies {
 		if _, err := parsePrefix(tp); err != nil {
 			p.add(fmt.Sprintf("http.trusted_proxies[%d]", i), "expected an IP address or CIDR such as 10.0.0.0/8, got %q", tp)
@@ -890,6 +897,9 @@ var yamlTypeNames = map[string]string{
 	"config.DecisionLog": "decision_log",
 	"config.Upload":      "decision_log.upload",
 	"config.Log":         "log",
+	"config.TLS":         "listen.tls",
+	"config.Limits":      "limits",
+	"config.RequestBody": "limits.request_body",
 
 	"config.Introspection": "issuers[].introspection",
 	"config.Userinfo":      "issuers[].userinfo",

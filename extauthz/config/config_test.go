@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,24 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		{name: "bundle delays reversed", replace: [2]string{"paths: [policy]", "bundle: {url: https://b.example.com, resource: x, min_delay: 10s, max_delay: 1s}"}, want: []string{"policy.bundle", "min_delay <= max_delay"}},
 		{name: "unknown bundle field", replace: [2]string{"paths: [policy]", "bundle: {url: https://b.example.com, resource: x, polling: 1}"}, want: []string{`unknown field "polling" in policy.bundle`}},
 		{name: "policy timeout too long", replace: [2]string{"paths: [policy]", "paths: [policy]\n  timeout: 1m"}, want: []string{"policy.timeout", "at most 10s"}},
+		{name: "socket mode not octal", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "unix:///run/cc.sock", socket_mode: "0880"`}, want: []string{"listen.socket_mode", `octal permission such as "0660", got "0880"`}},
+		{name: "socket mode unquoted", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "unix:///run/cc.sock", socket_mode: 0660`}, want: []string{"listen.socket_mode", "octal mode in quotes"}},
+		{name: "socket mode without a socket", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", socket_mode: "0600"`}, want: []string{"listen.socket_mode", "applies only to unix:// listeners"}},
+		{name: "tls without key", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert_file: jwks.json}`}, want: []string{"listen.tls.key_file", "expected the PEM private key file"}},
+		{name: "tls with a missing file", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert_file: jwks.json, key_file: jwks.json, client_ca_file: ca.pem}`}, want: []string{"listen.tls.client_ca_file", "ca.pem"}},
+		{name: "tls min version", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert_file: jwks.json, key_file: jwks.json, min_version: "1.1"}`}, want: []string{"listen.tls.min_version", `"1.2" or "1.3", got "1.1"`}},
+		{name: "tls for the admin listener", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert_file: jwks.json, key_file: jwks.json, listeners: [admin]}`}, want: []string{"listen.tls.listeners[0]", "admin listener is always plain"}},
+		{name: "tls for an unconfigured listener", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert_file: jwks.json, key_file: jwks.json, listeners: [grpc, http]}`}, want: []string{"listen.tls.listeners[1]", "listen.http is not configured"}},
+		{name: "unknown tls field", replace: [2]string{`grpc: "127.0.0.1:9191"`, `grpc: "127.0.0.1:9191", tls: {cert: x}`}, want: []string{`unknown field "cert" in listen.tls`}},
+		{name: "grpc message size too small", append: "limits: {grpc_max_receive_bytes: 1000}\n", want: []string{"limits.grpc_max_receive_bytes", "65536 to 67108864"}},
+		{name: "no concurrent streams", append: "limits: {grpc_max_concurrent_streams: -1}\n", want: []string{"limits.grpc_max_concurrent_streams"}},
+		{name: "too few headers", append: "limits: {max_headers: 3}\n", want: []string{"limits.max_headers", "16 to 10000"}},
+		{name: "header bytes too large", append: "limits: {max_header_bytes: 100000000}\n", want: []string{"limits.max_header_bytes"}},
+		{name: "header bytes below the token size", append: "token: {max_size: 65536}\nlimits: {max_header_bytes: 32768}\n", want: []string{"limits.max_header_bytes", "cannot carry a token of token.max_size (65536 bytes)"}},
+		{name: "body larger than a gRPC message", append: "limits: {request_body: {max_bytes: 8388608}}\n", want: []string{"limits.request_body.max_bytes", "does not fit in limits.grpc_max_receive_bytes (4194304)"}},
+		{name: "negative body size", append: "limits: {request_body: {max_bytes: -5}}\n", want: []string{"limits.request_body.max_bytes", "1 to 16777216"}},
+		{name: "check timeout too short", append: "limits: {check_timeout: 1ms}\n", want: []string{"limits.check_timeout", "10ms to 1m"}},
+		{name: "unknown limits field", append: "limits: {max_body: 1}\n", want: []string{`unknown field "max_body" in limits`}},
 		{name: "sample rate zero", append: "decision_log: {output: stdout, sample_rate: 0}\n", want: []string{"decision_log.sample_rate"}},
 		{name: "sample rate above one", append: "decision_log: {sample_rate: 1.5}\n", want: []string{"decision_log.sample_rate"}},
 		{name: "upload without url", append: "decision_log: {upload: {resource: /logs}}\n", want: []string{"decision_log.upload.url"}},
@@ -405,5 +424,57 @@ func TestTracingDefaults(t *testing.T) {
 	}
 	if c.Tracing.Protocol != "grpc" || c.Tracing.Ratio() != 0 {
 		t.Errorf("tracing = %+v, want grpc with ratio 0", c.Tracing)
+	}
+}
+
+func TestParseListenAndLimitsDefaults(t *testing.T) {
+	dir := dirWithFiles(t)
+	c, err := Parse([]byte(validYAML), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{
+		GRPCMaxReceiveBytes: DefaultGRPCMaxReceiveBytes, GRPCMaxConcurrentStreams: DefaultGRPCMaxStreams,
+		MaxHeaders: DefaultMaxHeaders, MaxHeaderBytes: DefaultMaxHeaderBytes, CheckTimeout: Duration(DefaultCheckTimeout),
+	}
+	if c.Limits != want {
+		t.Errorf("limits = %+v, want %+v", c.Limits, want)
+	}
+	if c.Listen.TLS != nil || c.Listen.TLSFor("grpc") != nil || c.Listen.SocketPerm() != 0o660 {
+		t.Errorf("listen defaults: tls %+v, socket mode %v", c.Listen.TLS, c.Listen.SocketPerm())
+	}
+
+	yml := strings.Replace(validYAML, `listen: {grpc: "127.0.0.1:9191"}`,
+		`listen: {grpc: "unix:///run/cc.sock", http: "127.0.0.1:9192", socket_mode: "0600", tls: {cert_file: jwks.json, key_file: jwks.json}}`, 1) +
+		"limits: {request_body: {}}\n"
+	c, err = Parse([]byte(yml), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tls := c.Listen.TLS
+	if tls.CertFile != filepath.Join(dir, "jwks.json") || tls.MinVersion != "1.2" || !slices.Equal(tls.Listeners, []string{"grpc", "http"}) {
+		t.Errorf("tls defaults = %+v", tls)
+	}
+	if c.Listen.TLSFor("http") != tls || c.Listen.SocketPerm() != 0o600 {
+		t.Errorf("TLSFor(http) = %v, socket mode %v", c.Listen.TLSFor("http"), c.Listen.SocketPerm())
+	}
+	if c.Limits.RequestBody.MaxBytes != DefaultRequestBodyBytes {
+		t.Errorf("request body max = %d", c.Limits.RequestBody.MaxBytes)
+	}
+
+	big, err := Parse([]byte(validYAML+"token: {max_size: 1048576}\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := big.Limits.MaxHeaderBytes; got != 1048576+8192 {
+		t.Errorf("max_header_bytes with a 1 MiB token.max_size = %d, want room for the token", got)
+	}
+
+	yml = strings.Replace(yml, "key_file: jwks.json}", `key_file: jwks.json, listeners: [http], min_version: "1.3"}`, 1)
+	if c, err = Parse([]byte(yml), dir); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen.TLSFor("grpc") != nil || c.Listen.TLSFor("http") == nil || c.Listen.TLS.Version() != 0x0304 {
+		t.Errorf("listeners: [http], 1.3 gave %+v", c.Listen.TLS)
 	}
 }

@@ -41,6 +41,13 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// PathPrefix is Envoy http_service's path_prefix, stripped from the path.
 	PathPrefix string
+	// MaxHeaderBytes bounds the request target and headers (431 beyond);
+	// default 60 KiB, Envoy's max_request_headers_kb.
+	MaxHeaderBytes int
+	// MaxBodyBytes, when above zero, reads the request body (Envoy
+	// http_service with with_request_body) into the CheckRequest, up to one
+	// byte more than this, for the decision path to refuse.
+	MaxBodyBytes int
 }
 
 // forwardAuth is the forward-auth handler.
@@ -61,8 +68,9 @@ func NewForwardAuth(c Checker, cfg Config, log *slog.Logger) http.Handler {
 	}
 	return &forwardAuth{
 		checker: c,
-		mapper:  mapper{trusted: append([]netip.Prefix(nil), cfg.TrustedProxies...), pathPrefix: cfg.PathPrefix},
-		log:     log,
+		mapper: mapper{trusted: append([]netip.Prefix(nil), cfg.TrustedProxies...), pathPrefix: cfg.PathPrefix,
+			maxHeader: cfg.MaxHeaderBytes, maxBody: cfg.MaxBodyBytes},
+		log: log,
 	}
 }
 

@@ -3,11 +3,13 @@ package httpserver
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -62,14 +64,20 @@ const (
 type mapper struct {
 	trusted    []netip.Prefix
 	pathPrefix string
+	maxHeader  int // request header bytes accepted; 0: maxHeaderBytes
+	maxBody    int // request body bytes read into the CheckRequest; 0: none
 }
 
 // checkRequest returns the CheckRequest Envoy's gRPC filter would send for
 // the original request r describes. Its error is a *requestError.
 func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
-	if n := headerBytes(r); n > maxHeaderBytes {
+	limit := m.maxHeader
+	if limit <= 0 {
+		limit = maxHeaderBytes
+	}
+	if n := headerBytes(r); n > limit {
 		return nil, &requestError{status: http.StatusRequestHeaderFieldsTooLarge,
-			msg: fmt.Sprintf("request headers are %d bytes, more than the %d allowed", n, maxHeaderBytes)}
+			msg: fmt.Sprintf("request headers are %d bytes, more than the %d allowed", n, limit)}
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	peer, peerIP := peerAddress(r.RemoteAddr, local)
@@ -140,7 +148,7 @@ func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
 	headers[":path"] = uri
 	headers[":scheme"] = scheme
 
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source:      &authv3.AttributeContext_Peer{Address: peer},
 		Destination: &authv3.AttributeContext_Peer{Address: localAddress(local)},
 		Request: &authv3.AttributeContext_Request{
@@ -155,7 +163,29 @@ func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
 				Protocol: protocol(r),
 			},
 		},
-	}}, nil
+	}}
+	if m.maxBody > 0 {
+		if err := readBody(r, m.maxBody, req.Attributes.Request.Http); err != nil {
+			return nil, err
+		}
+	}
+	return req, nil
+}
+
+// readBody reads up to limit+1 bytes of r's body into h, as Envoy's
+// with_request_body does: text as body, anything else as raw_body. One byte
+// over the limit is enough for the decision path to refuse it.
+func readBody(r *http.Request, limit int, h *authv3.AttributeContext_HttpRequest) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if err != nil {
+		return badRequest("reading the request body: %v", err)
+	}
+	if utf8.Valid(b) {
+		h.Body = string(b)
+	} else {
+		h.RawBody = b
+	}
+	return nil
 }
 
 // forwarded reads the original method and URI from the headers mh and uh,

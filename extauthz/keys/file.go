@@ -17,13 +17,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/claimcheck/claimcheck/extauthz/filewatch"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 )
 
@@ -46,12 +45,8 @@ type File struct {
 	log   *slog.Logger
 	keys  atomic.Pointer[loadedSet]
 
-	watcher *fsnotify.Watcher
-	sum     [sha256.Size]byte // of the content read last; owned by watch
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	err     error // of closing the watcher
+	watcher *filewatch.Watcher
+	sum     [sha256.Size]byte // of the content read last; owned by the watcher's goroutine
 }
 
 // NewFile reads the JWKS at path and watches it for changes. Private keys
@@ -97,29 +92,22 @@ func NewHMACFile(path string, minLen int, log *slog.Logger) (*File, error) {
 
 // newFile reads path with parse and starts watching it.
 func newFile(path, kind string, log *slog.Logger, parse func([]byte, fs.FileMode) (jwk.Set, error)) (*File, error) {
-	f := &File{
-		path:  path,
-		kind:  kind,
-		parse: parse,
-		log:   log,
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
-	}
-	w, err := fsnotify.NewWatcher()
+	f := &File{path: path, kind: kind, parse: parse, log: log}
+	w, err := filewatch.New(kind+" "+path, settle, log)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: watch: %w", kind, path, err)
+		return nil, err
 	}
 	// Watch first, so that a change during the first read is not missed.
 	if err := w.Add(filepath.Dir(path)); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("%s %s: watch: %w", kind, path, err)
+		return nil, err
 	}
 	if err := f.load(); err != nil {
 		w.Close()
 		return nil, err
 	}
 	f.watcher = w
-	go f.watch()
+	w.Start(f.reload, nil)
 	return f, nil
 }
 
@@ -164,34 +152,6 @@ func (f *File) read() ([]byte, fs.FileMode, error) {
 	return b, fi.Mode(), nil
 }
 
-// watch reloads the file, after things settle, whenever something in its
-// directory changes, until Close.
-func (f *File) watch() {
-	defer close(f.done)
-	t := time.NewTimer(0)
-	t.Stop()
-	defer t.Stop()
-	for {
-		select {
-		case <-f.stop:
-			return
-		case _, ok := <-f.watcher.Events:
-			if !ok {
-				return
-			}
-			t.Reset(settle)
-		case err, ok := <-f.watcher.Errors:
-			if !ok {
-				return
-			}
-			f.log.Warn("keys file watch error", "path", f.path, "err", err)
-			t.Reset(settle) // events may have been lost
-		case <-t.C:
-			f.reload()
-		}
-	}
-}
-
 // reload loads the file again and logs the outcome if anything changed.
 func (f *File) reload() {
 	before := f.keys.Load()
@@ -212,17 +172,7 @@ func (f *File) Keys(context.Context) (jwk.Set, error) { return f.keys.Load().set
 func (f *File) Refresh(ctx context.Context) (jwk.Set, error) { return f.Keys(ctx) }
 
 // Close stops watching the file. Keys keeps returning the last good keys.
-func (f *File) Close() error {
-	f.once.Do(func() {
-		close(f.stop)
-		f.err = f.watcher.Close()
-		<-f.done
-		if f.err != nil {
-			f.err = fmt.Errorf("%s %s: %w", f.kind, f.path, f.err)
-		}
-	})
-	return f.err
-}
+func (f *File) Close() error { return f.watcher.Close() }
 
 func orDiscard(log *slog.Logger) *slog.Logger {
 	if log == nil {

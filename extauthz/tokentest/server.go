@@ -28,7 +28,16 @@ const (
 	// ServeOversized answers 200 with the JWKS padded with whitespace to
 	// more than 1 MiB.
 	ServeOversized
+	// ServeHangup closes the connection without an answer, as a server
+	// that crashed mid-request would.
+	ServeHangup
 )
+
+// Served is one answer of the JWKS endpoint that carried keys.
+type Served struct {
+	At   time.Time
+	KIDs []string // the kid of each key served
+}
 
 // faults are the failures a test server can be told to stage; the
 // servers embed them.
@@ -48,7 +57,8 @@ func (f *faults) Fail(fail bool) {
 
 // SetMode changes what a JWKSServer's JWKS endpoint, or both of an
 // IntrospectionServer's endpoints, answer: garbage (ServeGarbage), an
-// oversized body (ServeOversized), or the real answer (ServeKeys).
+// oversized body (ServeOversized), or the real answer (ServeKeys); a
+// JWKSServer can also hang up (ServeHangup).
 func (f *faults) SetMode(m Mode) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -86,6 +96,8 @@ type JWKSServer struct {
 
 	mu        sync.Mutex
 	jwks      []byte
+	kids      []string
+	served    []Served
 	issuer    string
 	jwksURI   string
 	metadata  map[string]string
@@ -113,7 +125,7 @@ func NewTLSJWKSServer(tb testing.TB, keys ...*Key) *JWKSServer {
 
 func newJWKSServer(tb testing.TB, start func(*httptest.Server), keys []*Key) *JWKSServer {
 	tb.Helper()
-	s := &JWKSServer{tb: tb, jwks: JWKS(tb, keys...), header: http.Header{}}
+	s := &JWKSServer{tb: tb, jwks: JWKS(tb, keys...), kids: kids(keys), header: http.Header{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /jwks.json", s.serveJWKS)
 	mux.HandleFunc("GET /", s.serveDiscovery)
@@ -158,7 +170,23 @@ func (s *JWKSServer) SetKeys(keys ...*Key) {
 	b := JWKS(s.tb, keys...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.jwks = b
+	s.jwks, s.kids = b, kids(keys)
+}
+
+func kids(keys []*Key) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k.KID
+	}
+	return out
+}
+
+// ServedKeys returns every answer of the JWKS endpoint that carried keys
+// (a 200 in ServeKeys mode), oldest first.
+func (s *JWKSServer) ServedKeys() []Served {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Served(nil), s.served...)
 }
 
 // SetIssuer changes the "issuer" the discovery document names, and so
@@ -261,7 +289,7 @@ func (s *JWKSServer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		s.condReqs++
 	}
 	s.userAgent = r.UserAgent()
-	body, etag := s.jwks, s.etag
+	body, kids, etag := s.jwks, s.kids, s.etag
 	header := s.header.Clone()
 	s.mu.Unlock()
 	fail, mode, delay := s.faults.get()
@@ -289,8 +317,22 @@ func (s *JWKSServer) serveJWKS(w http.ResponseWriter, r *http.Request) {
 		body = []byte("tokentest: this is not a JWKS")
 	case ServeOversized:
 		body = append([]byte(`{"keys":`+strings.Repeat(" ", 1<<20)), bytes.TrimPrefix(body, []byte(`{"keys":`))...)
+	case ServeHangup:
+		hangUp(w)
+		return
 	}
-	w.Write(body)
+	if _, err := w.Write(body); err == nil && mode == ServeKeys {
+		s.mu.Lock()
+		s.served = append(s.served, Served{At: time.Now(), KIDs: kids})
+		s.mu.Unlock()
+	}
+}
+
+// hangUp closes the connection under w without writing anything.
+func hangUp(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+	}
 }
 
 // matches reports whether an If-None-Match header value names etag.

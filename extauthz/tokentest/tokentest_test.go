@@ -4,11 +4,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,4 +232,67 @@ func header(t *testing.T, raw string) map[string]any {
 		t.Fatal(err)
 	}
 	return h
+}
+
+func TestJWKSServerModes(t *testing.T) {
+	k1, k2 := tokentest.NewECKey(t, "k1"), tokentest.NewECKey(t, "k2")
+	srv := tokentest.NewJWKSServer(t, k1)
+	get(t, srv.JWKSURI())
+	srv.SetMode(tokentest.ServeGarbage)
+	if _, body := get(t, srv.JWKSURI()); strings.Contains(body, `"keys"`) {
+		t.Errorf("garbage mode served %s", body)
+	}
+	srv.SetMode(tokentest.ServeHangup)
+	if resp, err := http.Get(srv.JWKSURI()); err == nil {
+		resp.Body.Close()
+		t.Errorf("hang-up mode answered %d", resp.StatusCode)
+	}
+	srv.SetMode(tokentest.ServeKeys)
+	srv.SetKeys(k1, k2)
+	get(t, srv.JWKSURI())
+
+	served := srv.ServedKeys()
+	if len(served) != 2 || !slices.Equal(served[0].KIDs, []string{"k1"}) || !slices.Equal(served[1].KIDs, []string{"k1", "k2"}) {
+		t.Fatalf("ServedKeys() = %+v, want the two answers with keys only", served)
+	}
+	if served[1].At.Before(served[0].At) {
+		t.Error("ServedKeys is not in order")
+	}
+}
+
+func TestCAIssuesCertificatesThatVerify(t *testing.T) {
+	ca := tokentest.NewCA(t, "test CA")
+	srv := ca.Server([]string{"claimcheck.test", "127.0.0.1"})
+	cli := ca.Client("envoy")
+	if _, err := srv.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "claimcheck.test"}); err != nil {
+		t.Errorf("server certificate by name: %v", err)
+	}
+	if _, err := srv.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: "127.0.0.1"}); err != nil {
+		t.Errorf("server certificate by IP: %v", err)
+	}
+	if _, err := cli.Cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("client certificate: %v", err)
+	}
+	if _, err := cli.Cert.Verify(x509.VerifyOptions{Roots: tokentest.NewCA(t, "other").Pool()}); err == nil {
+		t.Error("a certificate verified against another CA")
+	}
+	if srv.Cert.SerialNumber.Cmp(ca.Server([]string{"claimcheck.test"}).Cert.SerialNumber) == 0 {
+		t.Error("two certificates share a serial number")
+	}
+
+	dir := t.TempDir()
+	certFile, keyFile := srv.WriteFiles(t, dir, "server")
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+		t.Errorf("written files do not load: %v", err)
+	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	if _, err := x509.ParseCertificate(srv.TLS(t).Certificate[0]); err != nil {
+		t.Errorf("TLS(): %v", err)
+	}
+	expired := ca.Server([]string{"x"}, tokentest.ValidBetween(time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour)))
+	if !expired.Cert.NotAfter.Before(time.Now()) {
+		t.Error("ValidBetween was not applied")
+	}
 }
