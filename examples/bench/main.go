@@ -51,6 +51,7 @@ type options struct {
 	coldPool    int
 	scenarios   []string
 	nullProcess bool
+	pprof       bool
 }
 
 func main() {
@@ -66,6 +67,7 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 0, "requests/s of the fixed-rate (open-loop) step; 0: half of claimcheck's measured warm saturation")
 	flag.IntVar(&o.coldPool, "cold-pool", 0, "distinct tokens pre-minted for each cold scenario; 0: 1.2 × warm claimcheck req/s × duration × rounds")
 	flag.StringVar(&scenarios, "scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run (always in this order): "+strings.Join(allScenarios, ", "))
+	flag.BoolVar(&o.pprof, "pprof", false, "serve claimcheck's /debug/pprof on its admin address (printed), to profile it under load")
 	flag.BoolVar(&o.nullProcess, "null-process", false, "run the null server in a child process, so that both targets pay the same cross-process cost")
 	serveNull := flag.Bool("serve-null", false, "internal: serve the null ext_authz server and print its address (used by -null-process)")
 	flag.Parse()
@@ -185,6 +187,7 @@ func bench(ctx context.Context, o options) (err error) {
 	cfg := fmt.Sprintf(`listen:
   grpc: %q
   admin: %q
+  pprof: %t
 issuers:
   - issuer: %s
     audiences: [%s]
@@ -202,13 +205,16 @@ forward:
   strip_token: true
 log:
   level: warn
-`, grpcAddr, adminAddr, rsIssuer, audience, rsJWKS, esIssuer, audience, esJWKS, o.policy)
+`, grpcAddr, adminAddr, o.pprof, rsIssuer, audience, rsJWKS, esIssuer, audience, esJWKS, o.policy)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return err
 	}
 	cc, err := startClaimcheck(ctx, bin, cfgPath, grpcAddr)
 	if err != nil {
 		return err
+	}
+	if o.pprof {
+		logf("claimcheck profiles: go tool pprof http://%s/debug/pprof/profile?seconds=10", adminAddr)
 	}
 	defer func() {
 		if stopErr := cc.stop(); stopErr != nil && err == nil {
