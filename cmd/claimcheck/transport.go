@@ -43,8 +43,9 @@ func listenerTLS(cfg *config.Config, r *servertls.Reloader, listener string, nex
 // streamWorkers is how many long-lived goroutines run Checks. A new
 // goroutine per Check starts with a small stack that OPA's evaluation
 // grows by copying it several times: under load that was ~30% of the
-// server's CPU. Workers keep their grown stacks; Checks beyond them still
-// get goroutines of their own.
+// server's CPU. Workers keep their grown stacks (until the GC shrinks an
+// idle one; see README "Speed" for GODEBUG=gcshrinkstackoff=1); Checks
+// beyond them still get goroutines of their own.
 const streamWorkers = 64
 
 // grpcOptions applies limits and TLS to the gRPC server.
