@@ -142,6 +142,9 @@ func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
 		}
 	}
 
+	if err := checkHeaderText(r.Header); err != nil {
+		return nil, err
+	}
 	headers := headerMap(r.Header, consumed)
 	headers[":authority"] = host
 	headers[":method"] = method
@@ -352,6 +355,9 @@ func checkURI(name, uri string) error {
 		if c := uri[i]; c <= ' ' || c == 0x7f || c == '#' {
 			return badRequest("%s: %q has a space, control character or '#'", name, hideQuery(uri))
 		}
+		if uri[i] >= 0x80 { // RFC 3986: anything beyond ASCII is percent-encoded
+			return badRequest("%s: %q has a byte beyond ASCII that is not percent-encoded", name, hideQuery(uri))
+		}
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
@@ -421,6 +427,21 @@ func headerMap(h http.Header, omit []string) map[string]string {
 	}
 	delete(out, "host")
 	return out
+}
+
+// checkHeaderText refuses header values that are not UTF-8 (HTTP allows
+// other bytes, obs-text): the policy input, like Envoy's CheckRequest,
+// holds header values as strings, and one that cannot be read the same way
+// by every consumer is not worth guessing at.
+func checkHeaderText(h http.Header) error {
+	for k, vs := range h {
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return badRequest("header %s: the value is not UTF-8", k)
+			}
+		}
+	}
+	return nil
 }
 
 // headerBytes is the size of r's request line target and headers.

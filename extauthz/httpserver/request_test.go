@@ -267,6 +267,8 @@ func TestForwardAuthRefusesBadRequests(t *testing.T) {
 		{"Envoy path with an encoded dot-dot segment", "/authz", fwdRequest{target: "/authz/public/%2e%2e/admin"}, 400, `".." segment`},
 		{"Envoy path with a dot-dot segment, no prefix", "", fwdRequest{target: "/public/../admin"}, 400, `".." segment`},
 		{"Envoy path with an empty segment", "/authz", fwdRequest{target: "/authz//admin"}, 400, "empty segment"},
+		{"request target with a raw byte beyond ASCII", "", fwdRequest{target: "/\x86"}, 400, "beyond ASCII"},
+		{"header value that is not UTF-8", "", fwdRequest{headers: []hdr{{"X-Note", "caf\xe9"}}}, 400, "not UTF-8"},
 		{"headers over 60 KiB", "", fwdRequest{headers: []hdr{{"Cookie", strings.Repeat("a", 61<<10)}}}, 431, "more than"},
 		// The answer is logged too: a query string, which may carry a token, is never echoed.
 		{"path outside the prefix, query hidden", "/authz", fwdRequest{target: "/orders?access_token=s3cr3t"}, 400, `"/orders?…" is not under the path prefix`},
