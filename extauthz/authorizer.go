@@ -297,7 +297,10 @@ func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *De
 		d.ID = newDecisionID()
 	}
 	ext := req.GetAttributes().GetContextExtensions()
-	if !d.Allowed && (a.cfg.DryRun || (a.cfg.AllowDryRunRoutes && ext[ExtDryRun] == "true")) {
+	// Dry-run lets token and policy denials through, never a Check that
+	// could not be decided (503: an error, panic, outage or timeout).
+	if !d.Allowed && d.Status != http.StatusServiceUnavailable &&
+		(a.cfg.DryRun || (a.cfg.AllowDryRunRoutes && ext[ExtDryRun] == "true")) {
 		// The real decision stays in Reason, Status and the logs.
 		d.Allowed, d.DryRun = true, true
 		d.DenyHeaders, d.Body, d.ResponseHeaders = nil, "", nil

@@ -545,7 +545,15 @@ func TestDryRunAllowsButKeepsTheRealDecision(t *testing.T) {
 		reason  string
 		status  int
 		upClID  string // x-client-id sent upstream
+		fn      func(map[string]any) (policy.Result, error)
 	}{
+		{name: "global dry-run, policy error stays a deny", cfg: Config{TokenRequired: true, DryRun: true}, headers: bearer("good"),
+			fn: func(map[string]any) (policy.Result, error) { return policy.Result{}, errors.New("eval failed") }, reason: ReasonPolicyError, status: 503},
+		{name: "global dry-run, panic stays a deny", cfg: Config{TokenRequired: true, DryRun: true}, headers: bearer("good"),
+			fn: func(map[string]any) (policy.Result, error) { panic("policy bug") }, reason: ReasonInternal, status: 503},
+		{name: "route dry-run, policy error stays a deny", cfg: Config{TokenRequired: true, AllowDryRunRoutes: true}, ext: map[string]string{ExtDryRun: "true"},
+			headers: bearer("good"), fn: func(map[string]any) (policy.Result, error) { return policy.Result{}, errors.New("eval failed") },
+			reason: ReasonPolicyError, status: 503},
 		{name: "global dry-run, policy deny", cfg: Config{TokenRequired: true, DryRun: true, ForwardClaims: forward}, headers: bearer("good"),
 			dryRun: true, reason: ReasonPolicyDenied, status: 403, upClID: "service-client-id"},
 		{name: "global dry-run, bad token: no claims forwarded", cfg: Config{TokenRequired: true, DryRun: true, ForwardClaims: forward},
@@ -559,7 +567,11 @@ func TestDryRunAllowsButKeepsTheRealDecision(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := &recordingLog{}
 			tt.cfg.DecisionLog = rec
-			d := newAuthorizer(t, tt.cfg, verifier, &fakePolicy{fn: deny}).Check(context.Background(), withExtensions(httpRequest("GET", "/orders", tt.headers), tt.ext))
+			fn := deny
+			if tt.fn != nil {
+				fn = tt.fn
+			}
+			d := newAuthorizer(t, tt.cfg, verifier, &fakePolicy{fn: fn}).Check(context.Background(), withExtensions(httpRequest("GET", "/orders", tt.headers), tt.ext))
 			if d.Allowed != tt.dryRun || d.DryRun != tt.dryRun || d.Reason != tt.reason || d.Status != tt.status {
 				t.Fatalf("got allowed=%v dry_run=%v reason=%q status=%d", d.Allowed, d.DryRun, d.Reason, d.Status)
 			}
