@@ -1,6 +1,7 @@
 package decisionlog
 
 import (
+	"encoding/base64"
 	"net/url"
 	"strings"
 )
@@ -39,6 +40,9 @@ func (r Redactor) Input(input map[string]any) map[string]any {
 			if h, ok := req["http"].(map[string]any); ok {
 				h = shallow(h)
 				h["headers"] = r.headers(h["headers"])
+				if hm, ok := h["headerMap"]; ok {
+					h["headerMap"] = r.headerMap(hm)
+				}
 				if p, ok := h["path"].(string); ok {
 					h["path"] = r.path(p)
 				}
@@ -133,5 +137,48 @@ func shallow(m map[string]any) map[string]any {
 	for k, v := range m {
 		out[k] = v
 	}
+	return out
+}
+
+// headerMap redacts the protojson form of Envoy's raw headers
+// (encode_raw_headers): {"headers": [{"key", "value" or "rawValue"}]},
+// where rawValue is base64.
+func (r Redactor) headerMap(v any) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	list, ok := m["headers"].([]any)
+	if !ok {
+		return v
+	}
+	kept := make([]any, 0, len(list))
+	for _, e := range list {
+		hv, ok := e.(map[string]any)
+		if !ok {
+			continue // not a header value: nothing to vouch for
+		}
+		key, _ := hv["key"].(string)
+		if r.drop(key) {
+			continue
+		}
+		if key == ":path" {
+			hv = shallow(hv)
+			if p, ok := hv["value"].(string); ok {
+				hv["value"] = r.path(p)
+			}
+			if raw, ok := hv["rawValue"].(string); ok {
+				b, err := base64.StdEncoding.DecodeString(raw)
+				if err != nil {
+					delete(hv, "rawValue")
+				} else {
+					hv["rawValue"] = base64.StdEncoding.EncodeToString([]byte(r.path(string(b))))
+				}
+			}
+		}
+		kept = append(kept, hv)
+	}
+	out := shallow(m)
+	out["headers"] = kept
 	return out
 }

@@ -3,6 +3,7 @@ package decisionlog
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -101,6 +102,39 @@ func TestUploadedInputIsRedacted(t *testing.T) {
 	e := sink.events[0]
 	if e.DecisionID != "d-1" || e.Path != "claimcheck/authz/allow" || e.Revision != "abc123" {
 		t.Errorf("event = %+v", e)
+	}
+}
+
+// TestRawHeadersAreRedacted: with Envoy's encode_raw_headers the headers
+// come as input.attributes.request.http.headerMap, values base64-encoded.
+func TestRawHeadersAreRedacted(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	sink := &recordingSink{}
+	l := NewLogger(nil, sink, 1, Redactor{Headers: []string{"x-api-token"}, Query: []string{"access_token"}}, nil)
+	d := decision()
+	d.Input["attributes"] = map[string]any{"request": map[string]any{"http": map[string]any{
+		"headerMap": map[string]any{"headers": []any{
+			map[string]any{"key": "Authorization", "rawValue": b64("Bearer " + rawToken)},
+			map[string]any{"key": "x-api-token", "value": rawToken},
+			map[string]any{"key": ":path", "rawValue": b64("/orders/1?access_token=" + rawToken + "&page=2")},
+			map[string]any{"key": ":path", "value": "/orders/1?access_token=" + rawToken},
+			map[string]any{"key": "x-kept", "rawValue": b64("v")},
+		}},
+	}}}
+	l.LogDecision(context.Background(), d)
+	if len(sink.events) != 1 {
+		t.Fatalf("%d events", len(sink.events))
+	}
+	out, _ := json.Marshal(sink.events[0])
+	for _, leaked := range []string{rawToken, b64("Bearer " + rawToken), "Authorization"} {
+		if strings.Contains(string(out), leaked) {
+			t.Fatalf("%q reached the upload: %s", leaked, out)
+		}
+	}
+	for _, kept := range []string{b64("v"), b64("/orders/1?page=2")} {
+		if !strings.Contains(string(out), kept) {
+			t.Errorf("redaction dropped %s: %s", kept, out)
+		}
 	}
 }
 
