@@ -114,8 +114,8 @@ policy: {paths: [%s], decision: attack/allow}
 	})
 	t.Run("http/token of 100 KiB, past the header limit", func(t *testing.T) {
 		resp := fa.send(t, strings.Repeat("A", 100<<10), nil)
-		if resp.status != http.StatusRequestHeaderFieldsTooLarge || resp.header.Get("X-Claimcheck-Reason") != "bad_request" {
-			t.Errorf("status %d reason %q, want 431 bad_request", resp.status, resp.header.Get("X-Claimcheck-Reason"))
+		if resp.status != http.StatusRequestHeaderFieldsTooLarge || resp.header.Get("X-Claimcheck-Reason") != "headers_too_large" {
+			t.Errorf("status %d reason %q, want 431 headers_too_large", resp.status, resp.header.Get("X-Claimcheck-Reason"))
 		}
 	})
 

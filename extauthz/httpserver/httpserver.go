@@ -93,7 +93,11 @@ func (h *forwardAuth) answer(r *http.Request) (a answer) {
 			re = &requestError{status: http.StatusBadRequest, msg: err.Error()}
 		}
 		h.log.Debug("forward-auth request refused", "status", re.status, "err", re.msg, "remote", r.RemoteAddr)
-		return errorAnswer(re.status, extauthz.ReasonBadRequest, "invalid_request", re.msg)
+		reason := extauthz.ReasonBadRequest
+		if re.status == http.StatusRequestHeaderFieldsTooLarge {
+			reason = extauthz.ReasonHeadersTooLarge // the same code as over gRPC
+		}
+		return errorAnswer(re.status, reason, "invalid_request", re.msg)
 	}
 	d := h.checker.Check(r.Context(), req)
 	a, err = decisionAnswer(d)

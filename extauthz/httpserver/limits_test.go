@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/httpserver"
 )
 
@@ -45,8 +46,8 @@ func TestForwardAuthHeaderLimitIsConfigurable(t *testing.T) {
 	big := fwdRequest{target: "/", host: "api", remote: "203.0.113.7:5000", headers: []hdr{{"X-Big", strings.Repeat("a", 5000)}}}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, big.build())
-	if w.Code != 431 || rec.calls() != 0 {
-		t.Fatalf("5000 header bytes with a 4096 limit: %d, %d checks", w.Code, rec.calls())
+	if w.Code != 431 || rec.calls() != 0 || w.Header().Get(httpserver.HeaderReason) != extauthz.ReasonHeadersTooLarge {
+		t.Fatalf("5000 header bytes with a 4096 limit: %d %q, %d checks", w.Code, w.Header().Get(httpserver.HeaderReason), rec.calls())
 	}
 	h = httpserver.NewForwardAuth(rec, httpserver.Config{MaxHeaderBytes: 1 << 20}, nil)
 	big.headers = []hdr{{"X-Big", strings.Repeat("a", 100<<10)}}

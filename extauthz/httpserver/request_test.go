@@ -297,8 +297,12 @@ func TestForwardAuthRefusesBadRequests(t *testing.T) {
 			if ct := w.Header().Get("Content-Type"); ct != "application/json" {
 				t.Errorf("content-type %q", ct)
 			}
-			if r := w.Header().Get("X-Claimcheck-Reason"); r != "bad_request" {
-				t.Errorf("x-claimcheck-reason %q", r)
+			want := "bad_request"
+			if tt.status == 431 {
+				want = "headers_too_large"
+			}
+			if r := w.Header().Get("X-Claimcheck-Reason"); r != want {
+				t.Errorf("x-claimcheck-reason %q, want %q", r, want)
 			}
 			var body struct {
 				Error       string `json:"error"`
