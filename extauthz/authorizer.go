@@ -500,7 +500,9 @@ func (a *Authorizer) policyDenied(res policy.Result, noToken bool) Decision {
 		return d
 	}
 	status := res.HTTPStatus
-	if status == 0 {
+	if status < 300 {
+		// No status, or one that would read as success to a forward-auth
+		// proxy: both adapters send 403.
 		status = http.StatusForbidden
 	}
 	d := a.deny(status, ReasonPolicyDenied, "access_denied", "denied by policy", res.DynamicMetadata)

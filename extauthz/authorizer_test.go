@@ -293,6 +293,20 @@ func TestPolicyDenyWithStatusBodyAndHeaders(t *testing.T) {
 	}
 }
 
+// TestPolicyDenyNeverCarriesASuccessStatus: a deny with a 1xx or 2xx
+// http_status is sent as 403 by both adapters (a forward-auth proxy would
+// read 2xx as an allow); 3xx, such as a login redirect, is kept.
+func TestPolicyDenyNeverCarriesASuccessStatus(t *testing.T) {
+	for status, want := range map[int]int{100: 403, 200: 403, 204: 403, 302: 302, 401: 401} {
+		p := &fakePolicy{fn: func(map[string]any) (policy.Result, error) { return policy.Result{HTTPStatus: status}, nil }}
+		d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
+			Check(context.Background(), httpRequest("GET", "/orders", bearer("good")))
+		if d.Allowed || d.Status != want {
+			t.Errorf("http_status %d: allowed %v status %d, want a %d deny", status, d.Allowed, d.Status, want)
+		}
+	}
+}
+
 func TestForwardClaimsAndStripToken(t *testing.T) {
 	cfg := Config{
 		TokenRequired: true,
