@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
@@ -224,7 +222,7 @@ func newFaultRig(t *testing.T, load time.Duration) *faultRig {
 		for range 3 {
 			add(validKey, key.KID, tokentest.Mint(t, key, claims(issuerA, goodClient, time.Hour)))
 		}
-		strangerKey := tokentest.NewKeyFrom(t, mustECKey(t), key.KID, "ES256")
+		strangerKey := tokentest.NewECKey(t, key.KID)
 		add(stranger, "", tokentest.Mint(t, strangerKey, claims(issuerA, goodClient, time.Hour)))
 		old := claims(issuerA, goodClient, time.Hour)
 		old["iat"], old["exp"] = time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(-time.Hour).Unix()
@@ -240,15 +238,6 @@ func newFaultRig(t *testing.T, load time.Duration) *faultRig {
 		add(hmacForged, "", tokentest.Mint(t, forgedKey, claims(issuerHMAC, goodClient, time.Hour)))
 	}
 	return f
-}
-
-func mustECKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // faultPolicy is version n of the policy: every version allows the good

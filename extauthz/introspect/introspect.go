@@ -45,12 +45,6 @@ const (
 	ModeJWT = "jwt"
 )
 
-// Defaults for Config.
-const (
-	DefaultCacheTTL    = time.Minute
-	DefaultInactiveTTL = 10 * time.Second
-)
-
 // Config configures a Client for one issuer.
 type Config struct {
 	// Endpoint is the introspection endpoint. Its Issuer may be left

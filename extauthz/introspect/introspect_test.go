@@ -26,25 +26,7 @@ const (
 
 var start = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: start} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *tokentest.Clock { return tokentest.NewClock(start) }
 
 // writeSecret writes s to a new secret file and returns its path.
 func writeSecret(t testing.TB, s string) string {
@@ -69,7 +51,7 @@ func config(t testing.TB, srv *tokentest.IntrospectionServer) Config {
 	}
 }
 
-func newClient(t testing.TB, cfg Config, clk *clock) *Client {
+func newClient(t testing.TB, cfg Config, clk *tokentest.Clock) *Client {
 	t.Helper()
 	c, err := New(cfg, WithClock(clk.Now))
 	if err != nil {

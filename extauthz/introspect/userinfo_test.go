@@ -18,7 +18,7 @@ func userToken() *token.Token {
 		Claims: map[string]any{"iss": issuer, "sub": "alice"}}
 }
 
-func newUserinfo(t *testing.T, srv *tokentest.IntrospectionServer, onError string, clk *clock) *Userinfo {
+func newUserinfo(t *testing.T, srv *tokentest.IntrospectionServer, onError string, clk *tokentest.Clock) *Userinfo {
 	t.Helper()
 	u, err := NewUserinfo(UserinfoConfig{Endpoint: Endpoint{Issuer: issuer, URL: srv.UserinfoEndpoint(), Timeout: time.Second},
 		OnError: onError, CacheTTL: time.Minute}, WithClock(clk.Now))

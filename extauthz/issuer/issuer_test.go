@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,25 +23,7 @@ import (
 
 const testIssuer = "https://id.test.example"
 
-// clock is a settable clock for rotation, expiry and rate limits.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().Truncate(time.Second)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *tokentest.Clock { return tokentest.NewClock(time.Now().Truncate(time.Second)) }
 
 // hash is a cheap bcrypt hash of secret (tests only: cost 4).
 func hash(t testing.TB, secret string) string {
@@ -76,9 +57,9 @@ func testConfig(t testing.TB) Config {
 	}
 }
 
-func newServer(t testing.TB, cfg Config, c *clock) *Server {
+func newServer(t testing.TB, cfg Config, c *tokentest.Clock) *Server {
 	t.Helper()
-	s, err := New(cfg, WithClock(c.now))
+	s, err := New(cfg, WithClock(c.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +237,7 @@ func TestSecretsWithReservedCharactersUseFormEncodedBasic(t *testing.T) {
 
 // serveHTTP starts s on a real loopback server; the issuer is its URL
 // followed by path.
-func serveHTTP(t *testing.T, cfg Config, c *clock, path string) (*Server, string) {
+func serveHTTP(t *testing.T, cfg Config, c *tokentest.Clock, path string) (*Server, string) {
 	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
 	cfg.Issuer = "http://" + hs.Listener.Addr().String() + path
@@ -410,7 +391,7 @@ func TestIntrospection(t *testing.T) {
 		})
 	}
 	t.Run("expired tokens are inactive", func(t *testing.T) {
-		c.advance(10*time.Minute + time.Second)
+		c.Advance(10*time.Minute + time.Second)
 		for _, tok := range []string{jwt, opaque} {
 			if a := introspect(t, s, tok); a.body["active"] != false || len(a.body) != 1 {
 				t.Errorf("expired token: %v", a.body)
@@ -496,12 +477,12 @@ func TestKeyRotationWithOverlap(t *testing.T) {
 		t.Fatalf("JWKS = %v, want [%s]", kids, kid1)
 	}
 
-	c.advance(time.Hour - 5*time.Minute)
+	c.Advance(time.Hour - 5*time.Minute)
 	late := getToken(t, s, "service-client-id", "s3cret") // the old key's last token, valid 10m more
 	if kidOf(t, late) != kid1 {
 		t.Fatal("rotated before the interval")
 	}
-	c.advance(5 * time.Minute)
+	c.Advance(5 * time.Minute)
 	second := getToken(t, s, "service-client-id", "s3cret")
 	kid2 := kidOf(t, second)
 	if kid2 == kid1 {
@@ -510,7 +491,7 @@ func TestKeyRotationWithOverlap(t *testing.T) {
 	if kids := jwksKIDs(t, s); len(kids) != 2 {
 		t.Fatalf("JWKS during the overlap = %v, want both keys", kids)
 	}
-	c.advance(4 * time.Minute)
+	c.Advance(4 * time.Minute)
 	if a := introspect(t, s, late); a.body["active"] != true {
 		t.Fatalf("a token of the replaced key is inactive during the overlap: %v", a.body)
 	}
@@ -525,7 +506,7 @@ func TestKeyRotationWithOverlap(t *testing.T) {
 		t.Fatal("restart changed the signing key")
 	}
 
-	c.advance(6 * time.Minute) // past the overlap: the old key's tokens have all expired
+	c.Advance(6 * time.Minute) // past the overlap: the old key's tokens have all expired
 	if kids := jwksKIDs(t, s2); len(kids) != 1 || kids[0] != kid2 {
 		t.Fatalf("JWKS after the overlap = %v, want [%s]", kids, kid2)
 	}
@@ -609,7 +590,7 @@ func TestFailedAuthenticationsAreRateLimited(t *testing.T) {
 	if a := try("nobody-else", "x", "203.0.113.11:1"); a.status != http.StatusTooManyRequests {
 		t.Fatalf("unknown client ids: %d", a.status)
 	}
-	c.advance(time.Minute)
+	c.Advance(time.Minute)
 	if a := try("service-client-id", "s3cret", "203.0.113.2:1"); a.status != 200 {
 		t.Fatalf("after refill: %d %v", a.status, a.body)
 	}
@@ -649,7 +630,7 @@ func TestOpaqueStoreIsBounded(t *testing.T) {
 			t.Errorf("token %d active = %v, want %v", i, got, want[i])
 		}
 	}
-	c.advance(10 * time.Minute)
+	c.Advance(10 * time.Minute)
 	getToken(t, s, "opaque-client", "opaque-secret")
 	if n := s.opaque.len(); n != 1 {
 		t.Errorf("expired tokens kept: %d", n)
