@@ -351,35 +351,52 @@ const (
 )
 
 // Load reads, decodes and validates the file at path.
-func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	c, err := Parse(b, filepath.Dir(path))
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
-}
+func Load(path string) (*Config, error) { return load(path, Parse) }
 
 // Parse decodes and validates a configuration; relative paths are resolved
 // against dir.
 func Parse(b []byte, dir string) (*Config, error) {
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the file is empty")
-		}
-		return nil, friendlyYAMLError(err)
+	if err := decodeStrict(b, &c); err != nil {
+		return nil, err
 	}
 	c.setDefaults(dir)
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// load reads the file at path and parses it with parse, relative paths
+// against its directory.
+func load[T any](path string, parse func([]byte, string) (*T, error)) (*T, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := parse(b, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// decodeStrict decodes the one YAML document in b into v: an unknown field,
+// an empty file or a second document ("---") is an error.
+func decodeStrict(b []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("the file is empty")
+		}
+		return friendlyYAMLError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("the file holds more than one YAML document (\"---\"): keep the configuration in one")
+	}
+	return nil
 }
 
 // TokenRequired reports whether requests without a token are denied before policy.

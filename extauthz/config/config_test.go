@@ -107,6 +107,7 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 		want    []string // every substring must appear in the error
 	}{
 		{name: "unknown top-level field", append: "listn: {}\n", want: []string{`unknown field "listn"`, "top level", "line"}},
+		{name: "a second YAML document", append: "---\nlisten: {grpc: \"0.0.0.0:1\"}\n", want: []string{"more than one YAML document"}},
 		{name: "unknown issuer field", replace: [2]string{"clock_skew: 30s", "clock_skew: 30s\n    audience: x"}, want: []string{`unknown field "audience"`, "issuers[]"}},
 		{name: "unknown field in a token source", append: "token: {sources: [{header: x, prefx: y}]}\n", want: []string{`unknown field "prefx"`, "token.sources[]"}},
 		{name: "bad duration", replace: [2]string{"30s", "thirty"}, want: []string{"duration", `"thirty"`}},

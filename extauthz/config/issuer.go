@@ -1,20 +1,15 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
-	"gopkg.in/yaml.v3"
 )
 
 // IssuerServer is the configuration file of `claimcheck issuer`, an OAuth
@@ -114,29 +109,14 @@ var RegisteredClaims = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti",
 
 // LoadIssuerServer reads, decodes and validates the issuer configuration at
 // path.
-func LoadIssuerServer(path string) (*IssuerServer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	c, err := ParseIssuerServer(b, filepath.Dir(path))
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
-}
+func LoadIssuerServer(path string) (*IssuerServer, error) { return load(path, ParseIssuerServer) }
 
 // ParseIssuerServer decodes and validates an issuer configuration; a
 // relative key_dir is resolved against dir.
 func ParseIssuerServer(b []byte, dir string) (*IssuerServer, error) {
 	var c IssuerServer
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the file is empty")
-		}
-		return nil, friendlyYAMLError(err)
+	if err := decodeStrict(b, &c); err != nil {
+		return nil, err
 	}
 	c.setDefaults(dir)
 	if err := c.validate(); err != nil {
