@@ -355,13 +355,21 @@ func Load(path string) (*Config, error) { return load(path, Parse) }
 
 // Parse decodes and validates a configuration; relative paths are resolved
 // against dir.
-func Parse(b []byte, dir string) (*Config, error) {
-	var c Config
+func Parse(b []byte, dir string) (*Config, error) { return parse[Config](b, dir) }
+
+// parse decodes b strictly, applies the defaults (relative paths against
+// dir) and validates.
+func parse[T any, PT interface {
+	*T
+	setDefaults(dir string)
+	validate() error
+}](b []byte, dir string) (*T, error) {
+	var c T
 	if err := decodeStrict(b, &c); err != nil {
 		return nil, err
 	}
-	c.setDefaults(dir)
-	if err := c.validate(); err != nil {
+	PT(&c).setDefaults(dir)
+	if err := PT(&c).validate(); err != nil {
 		return nil, err
 	}
 	return &c, nil

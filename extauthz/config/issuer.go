@@ -114,15 +114,7 @@ func LoadIssuerServer(path string) (*IssuerServer, error) { return load(path, Pa
 // ParseIssuerServer decodes and validates an issuer configuration; a
 // relative key_dir is resolved against dir.
 func ParseIssuerServer(b []byte, dir string) (*IssuerServer, error) {
-	var c IssuerServer
-	if err := decodeStrict(b, &c); err != nil {
-		return nil, err
-	}
-	c.setDefaults(dir)
-	if err := c.validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return parse[IssuerServer](b, dir)
 }
 
 // RotationInterval is the signing key's lifetime; 0 means never rotated.
