@@ -387,12 +387,13 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 
 	// Build only the parts of the input the policy can read: input.attributes
 	// (opa-envoy-plugin's shape) alone is over a third of a Check.
-	parts := allParts
-	if !wantInput {
-		parts = a.partsFor(p)
+	need := a.partsFor(p)
+	parts := need
+	if wantInput {
+		parts = allParts
 	}
 	var info map[string]any
-	if tok != nil && a.cfg.Userinfo != nil && p.UsesInput("token", "userinfo") {
+	if tok != nil && a.cfg.Userinfo != nil && need.userinfo {
 		t0 := time.Now()
 		info, err = a.cfg.Userinfo.Userinfo(ctx, tok, f.raw)
 		tokenTime += time.Since(t0)

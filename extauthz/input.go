@@ -127,6 +127,7 @@ type inputParts struct {
 	parsedPath        bool
 	parsedQuery       bool
 	version           bool
+	userinfo          bool       // input.token.userinfo: fetched only for policies that read it
 	body              *bodyInput // input.parsed_body and input.truncated_body; nil: absent
 }
 
@@ -159,6 +160,7 @@ func (a *Authorizer) partsFor(p Policy) inputParts {
 		parsedPath:        p.UsesInput("parsed_path"),
 		parsedQuery:       p.UsesInput("parsed_query"),
 		version:           p.UsesInput("version"),
+		userinfo:          p.UsesInput("token", "userinfo"),
 	}
 	if comparable {
 		a.parts.Store(&policyParts{p, parts})
