@@ -376,6 +376,12 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 			d.TokenLatency, d.Issuer = tokenTime, token.IssuerOf(err)
 			return d
 		}
+		if tok == nil {
+			// A verifier bug; going on would hand the policy a request
+			// that carried a token as if it had none.
+			a.log.Error("verifier returned neither a token nor an error; denying")
+			return a.unavailable(ReasonInternal, "internal error")
+		}
 	case required:
 		return a.missingToken()
 	}

@@ -679,6 +679,21 @@ func TestInputPartsBuiltOnlyForPoliciesThatReadThem(t *testing.T) {
 	}
 }
 
+// nilVerifier accepts every token without returning one: a broken verifier.
+type nilVerifier struct{}
+
+func (nilVerifier) Verify(context.Context, string) (*token.Token, error) { return nil, nil }
+
+// TestVerifierReturningNothingIsADeny: a token the verifier neither
+// accepts nor rejects never reaches a policy that allows anonymous calls.
+func TestVerifierReturningNothingIsADeny(t *testing.T) {
+	d := newAuthorizer(t, Config{TokenRequired: false}, nilVerifier{}, &fakePolicy{fn: allowAll}).
+		Check(context.Background(), httpRequest("GET", "/orders", bearer("anything")))
+	if d.Allowed || d.Status != 503 || d.Reason != ReasonInternal {
+		t.Fatalf("allowed %v status %d reason %q, want a 503 internal_error deny", d.Allowed, d.Status, d.Reason)
+	}
+}
+
 type panickingLog struct{}
 
 func (panickingLog) LogDecision(context.Context, *Decision) { panic("log backend bug") }
