@@ -85,8 +85,16 @@ func (s *Server) Stop(ctx context.Context) {
 	}
 }
 
-// Check implements envoy.service.auth.v3.Authorization.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+// Check implements envoy.service.auth.v3.Authorization. A panic anywhere
+// on the way (the Authorizer recovers its own, not its logging and metrics
+// afterwards) answers a 503 deny instead of taking the process down.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("check panicked; denying", "panic", fmt.Sprint(p))
+			resp = Response(extauthz.Decision{Status: http.StatusServiceUnavailable, Reason: extauthz.ReasonInternal})
+		}
+	}()
 	return Response(s.checker.Check(ctx, req)), nil
 }
 

@@ -1,10 +1,12 @@
 package grpcserver
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 
 	"github.com/claimcheck/claimcheck/extauthz"
@@ -95,5 +97,24 @@ func BenchmarkResponse(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Response(allow)
+	}
+}
+
+type panickingChecker struct{}
+
+func (panickingChecker) Check(context.Context, *authv3.CheckRequest) extauthz.Decision {
+	panic("observer bug")
+}
+
+// TestCheckPanicIsADeny: a panic that escapes the Checker answers a 503
+// deny rather than crashing the server.
+func TestCheckPanicIsADeny(t *testing.T) {
+	resp, err := New(panickingChecker{}, nil).Check(context.Background(), &authv3.CheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetOkResponse() != nil || resp.GetStatus().GetCode() != int32(codes.Unavailable) ||
+		resp.GetDeniedResponse().GetStatus().GetCode() != 503 {
+		t.Fatalf("response = %v, want a 503 deny", resp)
 	}
 }
