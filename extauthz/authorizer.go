@@ -23,21 +23,31 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/claimcheck/claimcheck/extauthz/token"
+	"github.com/claimcheck/claimcheck/extauthz/urlpath"
 	"github.com/claimcheck/claimcheck/policy"
 )
 
 // Reason codes of decisions that are not about the token itself; token
 // rejections use token.Reason codes.
 const (
-	ReasonAllowed         = "allowed"
-	ReasonMissingToken    = "missing_token"
-	ReasonBadRequest      = "bad_request"
-	ReasonPolicyDenied    = "policy_denied"
-	ReasonPolicyUndefined = "policy_undefined"
-	ReasonPolicyError     = "policy_error"
-	ReasonRuleUnknown     = "decision_rule_unknown"
-	ReasonNoPolicy        = "policy_unavailable"
-	ReasonInternal        = "internal_error"
+	ReasonAllowed      = "allowed"
+	ReasonMissingToken = "missing_token"
+	ReasonBadRequest   = "bad_request"
+	// ReasonPathInvalid: the request path has dot or empty segments, a
+	// backslash, an encoded slash, a path parameter or a control byte
+	// (see package urlpath): an upstream could serve another path than
+	// the one the policy would judge (400).
+	ReasonPathInvalid = "path_invalid"
+	// ReasonForwardedUntrusted: a forward-auth request carries
+	// X-Original-URI/-Method or X-Forwarded-Uri/-Method from a peer that is
+	// not in http.trusted_proxies (400).
+	ReasonForwardedUntrusted = "forwarded_headers_untrusted"
+	ReasonPolicyDenied       = "policy_denied"
+	ReasonPolicyUndefined    = "policy_undefined"
+	ReasonPolicyError        = "policy_error"
+	ReasonRuleUnknown        = "decision_rule_unknown"
+	ReasonNoPolicy           = "policy_unavailable"
+	ReasonInternal           = "internal_error"
 )
 
 // Envoy per-route context_extensions keys claimcheck reads.
@@ -145,6 +155,9 @@ type Config struct {
 	// CheckTimeout bounds a Check when the caller's deadline is later or
 	// absent; zero means no bound but the caller's.
 	CheckTimeout time.Duration
+	// PathNormalization says what to do with a request path that has dot
+	// or empty segments; the zero value, urlpath.Reject, denies it (400).
+	PathNormalization urlpath.Mode
 }
 
 // Authorizer makes decisions. It is safe for concurrent use.
@@ -274,7 +287,7 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 	}()
 	d = a.check(ctx, req, explain || a.logInput)
 	if explain && d.Input == nil {
-		if r, err := parseRequest(req); err == nil {
+		if r, err := parseRequest(req, a.cfg.PathNormalization); err == nil {
 			if req, body, _, ok := a.requestBody(req, r); ok {
 				parts := allParts
 				parts.body = body
@@ -349,7 +362,10 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	if ctx.Err() != nil { // the caller gave up while the request queued
 		return a.unavailable(ReasonDeadline, "the deadline passed before the check started")
 	}
-	r, err := parseRequest(req)
+	r, err := parseRequest(req, a.cfg.PathNormalization)
+	if errors.Is(err, urlpath.ErrInvalid) {
+		return a.deny(http.StatusBadRequest, ReasonPathInvalid, "invalid_request", err.Error(), nil)
+	}
 	if err != nil {
 		return a.deny(http.StatusBadRequest, ReasonBadRequest, "invalid_request", err.Error(), nil)
 	}

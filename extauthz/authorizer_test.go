@@ -18,6 +18,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/claimcheck/claimcheck/extauthz/token"
+	"github.com/claimcheck/claimcheck/extauthz/urlpath"
 	"github.com/claimcheck/claimcheck/policy"
 )
 
@@ -379,7 +380,7 @@ func TestTokenSources(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := parseRequest(httpRequest("GET", tt.path, tt.headers))
+			r, err := parseRequest(httpRequest("GET", tt.path, tt.headers), urlpath.Reject)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -393,8 +394,8 @@ func TestTokenSources(t *testing.T) {
 
 func TestInputDocument(t *testing.T) {
 	p := &fakePolicy{fn: allowAll}
-	req := httpRequest("POST", "/orders/a%2Fb/items?limit=10&tag=x&tag=y", map[string]string{
-		"authorization": "Bearer good", "X-Custom": "v", ":path": "/orders/a%2Fb/items?limit=10&tag=x&tag=y",
+	req := httpRequest("POST", "/orders/%7eme/a%2cb/items?limit=10&tag=x&tag=y", map[string]string{
+		"authorization": "Bearer good", "X-Custom": "v", ":path": "/orders/%7eme/a%2cb/items?limit=10&tag=x&tag=y",
 	})
 	d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
 		Check(context.Background(), req)
@@ -403,11 +404,14 @@ func TestInputDocument(t *testing.T) {
 	}
 	in := p.input
 	want := map[string]any{
-		"method": "POST", "path": "/orders/a%2Fb/items", "host": "orders.internal", "scheme": "https",
+		// The canonical path decodes unreserved escapes and upper-cases the
+		// rest; raw_path and the :path header stay as sent.
+		"method": "POST", "path": "/orders/~me/a%2Cb/items", "raw_path": "/orders/%7eme/a%2cb/items",
+		"host": "orders.internal", "scheme": "https",
 		"protocol": "HTTP/2", "id": "req-1",
 		"query": map[string]any{"limit": []any{"10"}, "tag": []any{"x", "y"}},
 		"headers": map[string]any{
-			"authorization": "Bearer good", "x-custom": "v", ":path": "/orders/a%2Fb/items?limit=10&tag=x&tag=y",
+			"authorization": "Bearer good", "x-custom": "v", ":path": "/orders/%7eme/a%2cb/items?limit=10&tag=x&tag=y",
 		},
 	}
 	if !reflect.DeepEqual(in["request"], want) {
@@ -422,7 +426,7 @@ func TestInputDocument(t *testing.T) {
 	if got := in["context_extensions"]; !reflect.DeepEqual(got, map[string]any{"route": "orders"}) {
 		t.Errorf("input.context_extensions = %v", got)
 	}
-	if got := in["parsed_path"]; !reflect.DeepEqual(got, []any{"orders", "a/b", "items"}) {
+	if got := in["parsed_path"]; !reflect.DeepEqual(got, []any{"orders", "~me", "a,b", "items"}) {
 		t.Errorf("input.parsed_path = %v", got)
 	}
 	if got := in["parsed_query"]; !reflect.DeepEqual(got, want["query"]) {

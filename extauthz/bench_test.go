@@ -14,6 +14,7 @@ import (
 	"github.com/claimcheck/claimcheck/extauthz/keys"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/extauthz/tokentest"
+	"github.com/claimcheck/claimcheck/extauthz/urlpath"
 	"github.com/claimcheck/claimcheck/policy"
 )
 
@@ -161,7 +162,7 @@ func benchCheck(b *testing.B, obs Observer, tp trace.TracerProvider) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		pr, err := parseRequest(r)
+		pr, err := parseRequest(r, urlpath.Reject)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -12,19 +12,24 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/claimcheck/claimcheck/extauthz/token"
+	"github.com/claimcheck/claimcheck/extauthz/urlpath"
 )
 
 // request is the part of a CheckRequest the decision path reads, normalised once.
 type request struct {
-	method, path, rawQuery, host, scheme, protocol, id string
-	headers                                            map[string]string // lower-case keys
-	query                                              url.Values
+	method, host, scheme, protocol, id string
+	// path is the canonical path (see package urlpath); rawPath is the
+	// path as sent, rawQuery the query as sent.
+	path, rawPath, rawQuery string
+	headers                 map[string]string // lower-case keys
+	query                   url.Values
 }
 
-// parseRequest normalises the HTTP attributes of a CheckRequest. The error
-// says what is wrong with a request Envoy would not send (no HTTP attributes,
-// an unparsable path).
-func parseRequest(req *authv3.CheckRequest) (*request, error) {
+// parseRequest normalises the HTTP attributes of a CheckRequest, the path
+// by mode. The error says what is wrong with a request Envoy would not send
+// (no HTTP attributes, an unparsable query); it wraps urlpath.ErrInvalid
+// for a path that is refused.
+func parseRequest(req *authv3.CheckRequest, mode urlpath.Mode) (*request, error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	if h == nil {
 		return nil, fmt.Errorf("the CheckRequest has no attributes.request.http")
@@ -37,8 +42,11 @@ func parseRequest(req *authv3.CheckRequest) (*request, error) {
 		id:       h.GetId(),
 		headers:  headerMap(h),
 	}
-	r.path, r.rawQuery, _ = strings.Cut(h.GetPath(), "?")
-	r.path, _, _ = strings.Cut(r.path, "#")
+	t, err := urlpath.Canonical(h.GetPath(), mode)
+	if err != nil {
+		return nil, err
+	}
+	r.path, r.rawPath, r.rawQuery = t.Path, t.RawPath, t.RawQuery
 	q, err := url.ParseQuery(r.rawQuery)
 	if err != nil {
 		return nil, fmt.Errorf("query string: %w", err)
@@ -102,6 +110,7 @@ var (
 	kAddress, kPort, kPrincipal     = ast.StringTerm("address"), ast.StringTerm("port"), ast.StringTerm("principal")
 	kIssuer, kClaims, kHeader       = ast.StringTerm("issuer"), ast.StringTerm("claims"), ast.StringTerm("header")
 	kScopes, kKind, kUserinfo       = ast.StringTerm("scopes"), ast.StringTerm("kind"), ast.StringTerm("userinfo")
+	kRawPath                        = ast.StringTerm("raw_path")
 
 	versionTerm = ast.ObjectTerm(
 		[2]*ast.Term{ast.StringTerm("ext_authz"), ast.StringTerm("v3")},
@@ -175,10 +184,11 @@ func buildInput(req *authv3.CheckRequest, r *request, tok *token.Token, userinfo
 	if parts.query || parts.parsedQuery {
 		query = valuesTerm(r.query)
 	}
-	request := make([][2]*ast.Term, 0, 8)
+	request := make([][2]*ast.Term, 0, 9)
 	request = append(request,
 		[2]*ast.Term{kMethod, ast.StringTerm(r.method)},
 		[2]*ast.Term{kPath, ast.StringTerm(r.path)},
+		[2]*ast.Term{kRawPath, ast.StringTerm(r.rawPath)},
 		[2]*ast.Term{kHost, ast.StringTerm(r.host)},
 		[2]*ast.Term{kScheme, ast.StringTerm(r.scheme)},
 		[2]*ast.Term{kProtocol, ast.StringTerm(r.protocol)},

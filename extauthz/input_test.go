@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/claimcheck/claimcheck/extauthz/token"
+	"github.com/claimcheck/claimcheck/extauthz/urlpath"
 )
 
 // viaProtojson is the reference for protoTerm: protojson.Marshal, decoded
@@ -279,7 +280,7 @@ func referenceInput(t *testing.T, req *authv3.CheckRequest, r *request, tok *tok
 	}
 	input := map[string]any{
 		"request": map[string]any{
-			"method": r.method, "path": r.path, "query": values(r.query), "headers": strs(r.headers),
+			"method": r.method, "path": r.path, "raw_path": r.rawPath, "query": values(r.query), "headers": strs(r.headers),
 			"host": r.host, "scheme": r.scheme, "protocol": r.protocol, "id": r.id,
 		},
 		"source":             peer(attrs.GetSource()),
@@ -309,7 +310,7 @@ func TestInputMatchesReferenceBuilder(t *testing.T) {
 	noScopes.Scopes = []string{}
 	noScopes.Claims = map[string]any{"iss": "x", "nested": map[string]any{"l": []any{json.Number("1.5"), nil, true}}}
 	for name, req := range fullRequests(t) {
-		r, err := parseRequest(req)
+		r, err := parseRequest(req, urlpath.Reject)
 		if err != nil {
 			continue // no HTTP attributes: never gets to the input
 		}
@@ -338,7 +339,7 @@ func TestInputMatchesReferenceBuilder(t *testing.T) {
 // touching the token's memoized term, which cache hits share.
 func TestInputUserinfoLeavesSharedTokenTerm(t *testing.T) {
 	req := httpRequest("GET", "/orders/1", bearer("x"))
-	r, err := parseRequest(req)
+	r, err := parseRequest(req, urlpath.Reject)
 	if err != nil {
 		t.Fatal(err)
 	}

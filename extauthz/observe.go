@@ -28,7 +28,7 @@ func (a *Authorizer) observe(d *Decision) {
 // Reasons returns every reason code a Decision can carry, sorted: a fixed
 // set, so that metrics labelled by reason stay bounded.
 func Reasons() []string {
-	r := append(token.Reasons(), ReasonAllowed, ReasonMissingToken, ReasonBadRequest, ReasonPolicyDenied,
+	r := append(token.Reasons(), ReasonAllowed, ReasonMissingToken, ReasonBadRequest, ReasonPathInvalid, ReasonForwardedUntrusted, ReasonPolicyDenied,
 		ReasonPolicyUndefined, ReasonPolicyError, ReasonRuleUnknown, ReasonNoPolicy, ReasonInternal,
 		ReasonHeadersTooLarge, ReasonBodyTooLarge, ReasonDeadline)
 	slices.Sort(r)

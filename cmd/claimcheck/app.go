@@ -119,6 +119,8 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 		MaxHeaderBytes: cfg.Limits.MaxHeaderBytes,
 		MaxBodyBytes:   maxBodyBytes(cfg.Limits),
 		CheckTimeout:   time.Duration(cfg.Limits.CheckTimeout),
+
+		PathNormalization: cfg.HTTP.PathMode(),
 	}, verifier, a.policy, log)
 	if err != nil {
 		a.close()

@@ -25,6 +25,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/claimcheck/claimcheck/extauthz/token"
+	"github.com/claimcheck/claimcheck/extauthz/urlpath"
 )
 
 // Config is the whole configuration file.
@@ -68,7 +69,18 @@ type HTTP struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// PathPrefix is Envoy http_service's path_prefix, stripped from paths.
 	PathPrefix string `yaml:"path_prefix"`
+	// PathNormalization says what happens to a request path with dot or
+	// empty segments, over gRPC and forward-auth alike: "reject" (default,
+	// 400 path_invalid) or "resolve" (merge slashes, remove dot segments;
+	// only behind a proxy that normalises the same way).
+	PathNormalization string `yaml:"path_normalization"`
 }
+
+// DefaultPathNormalization is http.path_normalization's default.
+const DefaultPathNormalization = "reject"
+
+// PathMode is PathNormalization as a urlpath.Mode; Parse has validated it.
+func (h HTTP) PathMode() urlpath.Mode { return urlpath.Modes[h.PathNormalization] }
 
 // Prefixes parses TrustedProxies; Parse has validated them.
 func (h HTTP) Prefixes() []netip.Prefix {
@@ -424,6 +436,9 @@ func (c *Config) setDefaults(dir string) {
 		c.Listen.Admin = DefaultAdmin
 	}
 	c.setListenDefaults(dir)
+	if c.HTTP.PathNormalization == "" {
+		c.HTTP.PathNormalization = DefaultPathNormalization
+	}
 	if c.HTTP.TrustedProxies == nil {
 		c.HTTP.TrustedProxies = DefaultTrustedProxies
 	}
@@ -559,6 +574,9 @@ func (c *Config) validate() error {
 	}
 	if pp := c.HTTP.PathPrefix; pp != "" && (!strings.HasPrefix(pp, "/") || strings.ContainsAny(pp, "?# ")) {
 		p.add("http.path_prefix", "expected a path such as /authz, got %q", pp)
+	}
+	if _, ok := urlpath.Modes[c.HTTP.PathNormalization]; !ok {
+		p.add("http.path_normalization", "expected reject or resolve, got %q", c.HTTP.PathNormalization)
 	}
 
 	if len(c.Issuers) == 0 {

@@ -11,8 +11,10 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"golang.org/x/time/rate"
 
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/policy"
@@ -52,9 +54,10 @@ type Config struct {
 
 // forwardAuth is the forward-auth handler.
 type forwardAuth struct {
-	checker Checker
-	mapper  mapper
-	log     *slog.Logger
+	checker   Checker
+	mapper    mapper
+	log       *slog.Logger
+	untrusted *rate.Sometimes // rate-limits the untrusted-peer warning
 }
 
 // NewForwardAuth returns the forward-auth handler (it answers every path and
@@ -70,7 +73,8 @@ func NewForwardAuth(c Checker, cfg Config, log *slog.Logger) http.Handler {
 		checker: c,
 		mapper: mapper{trusted: append([]netip.Prefix(nil), cfg.TrustedProxies...), pathPrefix: cfg.PathPrefix,
 			maxHeader: cfg.MaxHeaderBytes, maxBody: cfg.MaxBodyBytes},
-		log: log,
+		log:       log,
+		untrusted: &rate.Sometimes{First: 1, Interval: time.Minute},
 	}
 }
 
@@ -92,11 +96,21 @@ func (h *forwardAuth) answer(r *http.Request) (a answer) {
 		if !errors.As(err, &re) {
 			re = &requestError{status: http.StatusBadRequest, msg: err.Error()}
 		}
-		h.log.Debug("forward-auth request refused", "status", re.status, "err", re.msg, "remote", r.RemoteAddr)
-		reason := extauthz.ReasonBadRequest
-		if re.status == http.StatusRequestHeaderFieldsTooLarge {
+		reason := re.reason
+		switch {
+		case reason == extauthz.ReasonForwardedUntrusted:
+			// A deployment mistake (a proxy missing from trusted_proxies)
+			// or a client's forgery: worth a warning, but not one per request.
+			h.untrusted.Do(func() {
+				h.log.Warn("forward-auth request refused: forwarding headers from an untrusted peer (logged at most once a minute)",
+					"err", re.msg, "remote", r.RemoteAddr)
+			})
+		case re.status == http.StatusRequestHeaderFieldsTooLarge:
 			reason = extauthz.ReasonHeadersTooLarge // the same code as over gRPC
+		case reason == "":
+			reason = extauthz.ReasonBadRequest
 		}
+		h.log.Debug("forward-auth request refused", "status", re.status, "reason", reason, "err", re.msg, "remote", r.RemoteAddr)
 		return errorAnswer(re.status, reason, "invalid_request", re.msg)
 	}
 	d := h.checker.Check(r.Context(), req)

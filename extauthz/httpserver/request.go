@@ -1,19 +1,19 @@
 package httpserver
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/claimcheck/claimcheck/extauthz"
 )
 
 // maxHeaderBytes is the most request header bytes accepted, Envoy's default
@@ -42,6 +42,7 @@ var hopByHop = map[string]bool{
 // answered with status and never reaches the checker.
 type requestError struct {
 	status int
+	reason string // empty: extauthz.ReasonBadRequest
 	msg    string
 }
 
@@ -87,7 +88,7 @@ func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	md, err := m.mode(r, trusted, target)
+	md, err := m.mode(r, trusted, peerIP, target)
 	if err != nil {
 		return nil, err
 	}
@@ -106,11 +107,6 @@ func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
 				return nil, badRequest("path %q is not under the path prefix %q", hideQuery(target), m.pathPrefix)
 			}
 			uri = rest
-		}
-		// Envoy routed on its own (normalised) path; a dot segment here
-		// would let the policy see a path the upstream never gets.
-		if err := checkURI("path", uri); err != nil {
-			return nil, err
 		}
 	case modeNginx:
 		if method, uri, host, err = forwarded(r, hOriginalMethod, hOriginalURI); err != nil {
@@ -200,10 +196,9 @@ func forwarded(r *http.Request, mh, uh string) (method, uri, host string, err er
 	if err := checkMethod(mh, method); err != nil {
 		return "", "", "", err
 	}
+	// What the URI may hold is the decision path's to judge (package
+	// urlpath), the same as over gRPC.
 	if uri, err = single(r, uh, true); err != nil {
-		return "", "", "", err
-	}
-	if err := checkURI(uh, uri); err != nil {
 		return "", "", "", err
 	}
 	if host, err = single(r, hForwardedHost, false); err != nil {
@@ -219,13 +214,21 @@ func forwarded(r *http.Request, mh, uh string) (method, uri, host string, err er
 }
 
 // mode says how to read r. Forwarding headers count only from a trusted
-// peer, and not under the path prefix, which is Envoy's.
-func (m mapper) mode(r *http.Request, trusted bool, target string) (mode, error) {
-	if !trusted || (m.pathPrefix != "" && strings.HasPrefix(target, m.pathPrefix)) {
-		return modeEnvoy, nil
-	}
+// peer, and not under the path prefix, which is Envoy's. From any other
+// peer they are an error: judging the auth request's own path instead
+// would answer for a request the proxy did not ask about.
+func (m mapper) mode(r *http.Request, trusted bool, peer netip.Addr, target string) (mode, error) {
 	nginx := has(r, hOriginalURI) || has(r, hOriginalMethod)
 	fwd := has(r, hForwardedURI) || has(r, hForwardedMethod)
+	if !trusted {
+		if nginx || fwd {
+			return 0, untrusted(r, peer)
+		}
+		return modeEnvoy, nil
+	}
+	if m.pathPrefix != "" && strings.HasPrefix(target, m.pathPrefix) {
+		return modeEnvoy, nil
+	}
 	switch {
 	case nginx && fwd:
 		return 0, badRequest("both X-Original-URI/-Method and X-Forwarded-Uri/-Method are present; a proxy sends one pair, so the other came from the client")
@@ -235,6 +238,24 @@ func (m mapper) mode(r *http.Request, trusted bool, target string) (mode, error)
 		return modeForwarded, nil
 	}
 	return modeEnvoy, nil
+}
+
+// untrusted is the error for forwarding headers from peer, which is not a
+// trusted proxy.
+func untrusted(r *http.Request, peer netip.Addr) error {
+	var names []string
+	for _, h := range []string{hOriginalURI, hOriginalMethod, hForwardedURI, hForwardedMethod} {
+		if has(r, h) {
+			names = append(names, h)
+		}
+	}
+	from := "a unix-socket peer"
+	if peer.IsValid() {
+		from = peer.String()
+	}
+	return &requestError{status: http.StatusBadRequest, reason: extauthz.ReasonForwardedUntrusted, msg: fmt.Sprintf(
+		"%s came from %s, which is not in http.trusted_proxies: add the proxy's address there, or stop the header reaching claimcheck",
+		strings.Join(names, " and "), from)}
 }
 
 // trusts reports whether the peer may describe the original request. A
@@ -340,43 +361,6 @@ func pairOf(name string) string {
 func checkMethod(name, m string) error {
 	if m == "" || !isToken(m) {
 		return badRequest("%s: %q is not an HTTP method", name, m)
-	}
-	return nil
-}
-
-// checkURI accepts an origin-form request target whose path has no dot or
-// empty segments, even percent-encoded: the proxy routed on a normalised
-// path, and the policy must see the same one.
-func checkURI(name, uri string) error {
-	if !strings.HasPrefix(uri, "/") {
-		return badRequest("%s: %q does not start with \"/\"", name, hideQuery(uri))
-	}
-	for i := 0; i < len(uri); i++ {
-		if c := uri[i]; c <= ' ' || c == 0x7f || c == '#' {
-			return badRequest("%s: %q has a space, control character or '#'", name, hideQuery(uri))
-		}
-		if uri[i] >= 0x80 { // RFC 3986: anything beyond ASCII is percent-encoded
-			return badRequest("%s: %q has a byte beyond ASCII that is not percent-encoded", name, hideQuery(uri))
-		}
-	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // without the URI
-		}
-		return badRequest("%s: %q: %v", name, hideQuery(uri), err)
-	}
-	if _, err := url.ParseQuery(u.RawQuery); err != nil {
-		return badRequest("%s: query string: %v", name, err)
-	}
-	for _, seg := range strings.Split(u.Path, "/")[1:] {
-		if seg == "." || seg == ".." {
-			return badRequest("%s: %q has a %q segment", name, hideQuery(uri), seg)
-		}
-	}
-	if strings.Contains(u.Path, "//") {
-		return badRequest("%s: %q has an empty segment (\"//\")", name, hideQuery(uri))
 	}
 	return nil
 }
