@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -55,6 +57,8 @@ func TestNginxAuthRequest(t *testing.T) {
 		// nginx answers a denial with its own error page, not claimcheck's
 		// JSON body, and turns every auth failure other than 401/403 into 500.
 		jsonDenyBody: false, downStatus: http.StatusInternalServerError,
+		// claimcheck's 400 path_invalid, which nginx turns into a 500.
+		badPathStatus: http.StatusInternalServerError,
 	})
 
 	// The shipped log_format records claimcheck's reason per request.
@@ -98,15 +102,17 @@ func TestCaddyForwardAuth(t *testing.T) {
 		// Caddy returns a non-2xx auth answer to the client as it is, and
 		// answers 502 when claimcheck cannot be reached.
 		jsonDenyBody: true, downStatus: http.StatusBadGateway,
+		badPathStatus: http.StatusBadRequest,
 	})
 }
 
 type proxyCase struct {
-	url          string
-	upstream     *recordingUpstream
-	claimcheck   *server
-	jsonDenyBody bool // the client gets claimcheck's JSON deny body
-	downStatus   int  // the client's status once claimcheck is down
+	url           string
+	upstream      *recordingUpstream
+	claimcheck    *server
+	jsonDenyBody  bool // the client gets claimcheck's JSON deny body
+	downStatus    int  // the client's status once claimcheck is down
+	badPathStatus int  // the client's status for a path claimcheck refuses
 }
 
 // forwardAuthCases sends requests through the proxy and checks what the
@@ -226,6 +232,33 @@ func forwardAuthCases(t *testing.T, pc proxyCase) {
 		})
 	}
 
+	// Paths that an upstream written in Node (WHATWG URL) or Java (Tomcat's
+	// path parameters) routes to /admin, sent byte for byte as curl
+	// --path-as-is does: the proxy hands claimcheck the raw URI, which it
+	// refuses, and nothing reaches the upstream.
+	for _, p := range []string{
+		`/orders/..\admin`, "/orders/..;/admin", "/orders/..%5Cadmin", "/orders/%2e%2e/admin",
+		"/orders/.%2e/admin", "/orders/..%3B/admin", "/orders;x/../admin", `/orders\..\admin`,
+	} {
+		t.Run("hostile path "+p, func(t *testing.T) {
+			if r := appRoute(p); r != "/admin" {
+				t.Fatalf("the upstream would route %q to %q, not /admin: the case proves nothing", p, r)
+			}
+			before := pc.upstream.count()
+			status, reason := sendRaw(t, pc.url, "GET", p, allowed)
+			if status != pc.badPathStatus {
+				t.Errorf("status %d, want %d", status, pc.badPathStatus)
+			}
+			if pc.badPathStatus == http.StatusBadRequest && reason != "path_invalid" {
+				t.Errorf("x-claimcheck-reason %q, want path_invalid", reason)
+			}
+			if n := pc.upstream.count() - before; n != 0 {
+				seen, _ := pc.upstream.last(before)
+				t.Errorf("the upstream was reached (%d requests), routing %q", n, appRoute(seen.uri))
+			}
+		})
+	}
+
 	// claimcheck down: the proxy must not fail open.
 	if code := pc.claimcheck.stop(t); code != 0 {
 		t.Errorf("claimcheck exit code = %d", code)
@@ -238,6 +271,54 @@ func forwardAuthCases(t *testing.T, pc proxyCase) {
 	if pc.upstream.count() != before {
 		t.Error("with claimcheck down, a request reached the upstream")
 	}
+}
+
+// sendRaw sends method target with token to the proxy at base exactly as
+// written (no client-side cleaning of the path) and returns the status and
+// X-Claimcheck-Reason.
+func sendRaw(t *testing.T, base, method, target, token string) (int, string) {
+	t.Helper()
+	addr := strings.TrimPrefix(base, "http://")
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", method, target, addr, token)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Claimcheck-Reason")
+}
+
+// appRoute is the path an application server routes uri to, as the
+// common ones read it: a backslash is '/' (WHATWG URL, Node's new URL()), ";…"
+// path parameters are dropped from each segment (Tomcat, Spring), escapes
+// are decoded and dot segments removed.
+func appRoute(uri string) string {
+	p, _, _ := strings.Cut(uri, "?")
+	p = strings.ReplaceAll(p, `\`, "/")
+	p = strings.ReplaceAll(strings.ReplaceAll(p, "%5C", "/"), "%5c", "/")
+	var out []string
+	for _, seg := range strings.Split(p, "/")[1:] {
+		if u, err := url.PathUnescape(seg); err == nil {
+			seg = u
+		}
+		seg, _, _ = strings.Cut(seg, ";")
+		switch seg {
+		case ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	return "/" + strings.Join(out, "/")
 }
 
 // startForwardAuthClaimcheck serves examples/<example>/claimcheck.yaml with
