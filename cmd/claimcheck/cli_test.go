@@ -48,12 +48,13 @@ func TestCheckCommand(t *testing.T) {
 	good := mintQuickstart(t, quickstartClaims("service-client-id"))
 	other := mintQuickstart(t, quickstartClaims("some-other-client"))
 	tests := []struct {
-		name   string
-		stdin  string
-		args   []string
-		code   int
-		status int
-		reason string
+		name    string
+		stdin   string
+		args    []string
+		code    int
+		status  int
+		reason  string
+		noInput bool
 	}{
 		{name: "allowed client exits 0", args: []string{"--token", good, "--path", "/orders/1"}, code: 0, status: 200, reason: "allowed"},
 		{name: "token from stdin", stdin: good + "\n", args: []string{"--token", "-", "--path", "/orders/1"}, code: 0, status: 200, reason: "allowed"},
@@ -61,6 +62,11 @@ func TestCheckCommand(t *testing.T) {
 		{name: "no token exits 1 with 401", args: []string{"--path", "/orders/1"}, code: 1, status: 401, reason: "missing_token"},
 		{name: "garbage token", args: []string{"--token", "not-a-jwt"}, code: 1, status: 401, reason: "token_malformed"},
 		{name: "token in a header flag", args: []string{"--header", "Authorization=Bearer " + good, "--path", "/orders"}, code: 0, status: 200, reason: "allowed"},
+		// The same canonical path as serve judges, over either adapter; a
+		// refused path never gets as far as an input document.
+		{name: "dot segment exits 1 with 400", args: []string{"--token", good, "--path", "/orders/../admin"}, code: 1, status: 400, reason: "path_invalid", noInput: true},
+		{name: "backslash exits 1 with 400", args: []string{"--token", good, "--path", `/orders/..\admin`}, code: 1, status: 400, reason: "path_invalid", noInput: true},
+		{name: "escaped unreserved characters are decoded", args: []string{"--token", good, "--path", "/%6frders/1"}, code: 0, status: 200, reason: "allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,8 +81,8 @@ func TestCheckCommand(t *testing.T) {
 			if got.Decision.Status != tt.status || got.Decision.Reason != tt.reason {
 				t.Errorf("decision = %+v", got.Decision)
 			}
-			if _, ok := got.Input["request"]; !ok {
-				t.Error("the input document is not printed")
+			if _, ok := got.Input["request"]; ok == tt.noInput {
+				t.Errorf("input document printed: %v, want %v", ok, !tt.noInput)
 			}
 		})
 	}
