@@ -222,7 +222,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload, err := decodeObject(p.payload)
+	payload, err := DecodeObject(p.payload)
 	if err != nil {
 		return nil, malformedJSON("payload", err)
 	}
