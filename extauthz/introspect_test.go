@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,8 @@ func TestIntrospectedTokensDecide(t *testing.T) {
 	srv := tokentest.NewIntrospectionServer(t, "claimcheck", "s3cret")
 	srv.SetActive("opaque-ok", map[string]any{"iss": "https://id.example.com", "aud": "orders-api",
 		"client_id": "service-client-id", "exp": time.Now().Add(time.Hour).Unix()})
+	srv.SetRawAnswer("opaque-twice", fmt.Sprintf(`{"active":false,"iss":"https://id.example.com","aud":"orders-api",`+
+		`"client_id":"service-client-id","exp":%d,"act\u0069ve":true}`, time.Now().Add(time.Hour).Unix()))
 	a := newAuthorizer(t, Config{TokenRequired: true}, introspecting(t, srv), &fakePolicy{fn: allowAll})
 	tests := []struct {
 		name    string
@@ -59,6 +62,7 @@ func TestIntrospectedTokensDecide(t *testing.T) {
 		{"a JWT is still verified locally", jwtShaped, false, true, 200, ReasonAllowed, token.KindJWT},
 		{"an inactive opaque token is 401", "opaque-unknown", false, false, 401, "token_inactive", ""},
 		{"an outage is 503, never an allow", "opaque-other", true, false, 503, "introspection_unavailable", ""},
+		{"an answer saying active twice is 503, never an allow", "opaque-twice", false, false, 503, "introspection_unavailable", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,20 +126,25 @@ func TestUserinfoFailureDeniesUnlessContinue(t *testing.T) {
 	tests := []struct {
 		name    string
 		onError string
-		fail    bool // the endpoint answers 500; else it refuses the token
+		fail    bool   // the endpoint answers 500; else it refuses the token
+		body    string // else, when set, the endpoint's answer
 		allowed bool
 		status  int
 		reason  string
 	}{
-		{"an outage with on_error deny is 503", introspect.OnErrorDeny, true, false, 503, "userinfo_unavailable"},
-		{"a refusal with on_error deny is 401", introspect.OnErrorDeny, false, false, 401, "userinfo_rejected"},
-		{"an outage with on_error continue", introspect.OnErrorContinue, true, true, 200, ReasonAllowed},
-		{"a refusal with on_error continue", introspect.OnErrorContinue, false, true, 200, ReasonAllowed},
+		{"an outage with on_error deny is 503", introspect.OnErrorDeny, true, "", false, 503, "userinfo_unavailable"},
+		{"a refusal with on_error deny is 401", introspect.OnErrorDeny, false, "", false, 401, "userinfo_rejected"},
+		{"an answer naming two subjects with on_error deny is 503", introspect.OnErrorDeny, false, `{"sub":"mallory","sub":"svc"}`, false, 503, "userinfo_unavailable"},
+		{"an outage with on_error continue", introspect.OnErrorContinue, true, "", true, 200, ReasonAllowed},
+		{"a refusal with on_error continue", introspect.OnErrorContinue, false, "", true, 200, ReasonAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := tokentest.NewIntrospectionServer(t, "claimcheck", "s3cret")
 			srv.Fail(tt.fail)
+			if tt.body != "" {
+				srv.SetRawUserinfo("good", tt.body)
+			}
 			u, err := introspect.NewUserinfo(introspect.UserinfoConfig{
 				Endpoint: introspect.Endpoint{Issuer: goodToken.Issuer, URL: srv.UserinfoEndpoint()},
 				OnError:  tt.onError, CacheTTL: time.Minute})

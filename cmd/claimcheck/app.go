@@ -55,12 +55,13 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 			return nil, err
 		}
 		issuers = append(issuers, token.Issuer{
-			Issuer:     ic.Issuer,
-			Audiences:  ic.Audiences,
-			Algorithms: ic.Algorithms,
-			ClockSkew:  time.Duration(ic.ClockSkew),
-			RequireTyp: ic.RequireTyp,
-			Keys:       src,
+			Issuer:         ic.Issuer,
+			Audiences:      ic.Audiences,
+			Algorithms:     ic.Algorithms,
+			ClockSkew:      time.Duration(ic.ClockSkew),
+			RequireTyp:     ic.RequireTyp,
+			MaxKidlessKeys: ic.KidlessKeys(),
+			Keys:           src,
 		})
 	}
 	v, err := token.NewVerifier(issuers, token.WithMaxSize(cfg.Token.MaxSize))

@@ -173,6 +173,36 @@ policy: {paths: [`+policyDir+`]}
 	}
 }
 
+// TestMaxKidlessKeysReachesTheVerifier: issuers[].max_kidless_keys is the
+// number of keys check tries for a token without a kid.
+func TestMaxKidlessKeysReachesTheVerifier(t *testing.T) {
+	first, second := tokentest.NewECKey(t, "k1"), tokentest.NewECKey(t, "k2")
+	raw := tokentest.Mint(t, second, tokentest.Claims("https://id.example.com", "orders-api", time.Hour), tokentest.WithoutKID())
+	policyDir, _ := filepath.Abs("../../examples/quickstart/policy")
+	for _, tt := range []struct{ name, setting, want string }{
+		// Past the signature, the quickstart policy denies: the token's client is not one it knows.
+		{"the default tries both keys", "", "denied 403 policy_denied"},
+		{"max_kidless_keys 2 tries both", ", max_kidless_keys: 2", "denied 403 policy_denied"},
+		{"max_kidless_keys 1 tries only the first", ", max_kidless_keys: 1", "denied 401 key_unknown"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			jwks := tokentest.WriteJWKSFile(t, dir, first, second)
+			cfg := filepath.Join(dir, "config.yaml")
+			if err := os.WriteFile(cfg, []byte(`listen: {grpc: "127.0.0.1:0"}
+issuers: [{issuer: https://id.example.com, audiences: [orders-api], jwks_file: `+filepath.Base(jwks)+tt.setting+`}]
+policy: {paths: [`+policyDir+`]}
+`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, out, errOut := runCLI(t, "", "check", "--config", cfg, "--brief", "--path", "/orders", "--token", raw)
+			if !strings.HasPrefix(out, tt.want) {
+				t.Fatalf("check: %s %s, want %s", out, errOut, tt.want)
+			}
+		})
+	}
+}
+
 func TestMintRejectsPublicKeysAndBadClaims(t *testing.T) {
 	if code, _, errOut := runCLI(t, "", "token", "mint", "--key", "../../examples/quickstart/jwks.json"); code != exitUsage || errOut == "" {
 		t.Errorf("minting with a JWKS: exit %d %q", code, errOut)

@@ -127,6 +127,9 @@ type Issuer struct {
 	// RequireTyp is the media type the tokens' "typ" header must name
 	// (e.g. at+jwt, RFC 9068); empty accepts any typ.
 	RequireTyp string `yaml:"require_typ"`
+	// MaxKidlessKeys bounds the keys tried for a token whose kid names
+	// none (see token.Issuer.MaxKidlessKeys); nil: KidlessKeys's default.
+	MaxKidlessKeys *KeyCount `yaml:"max_kidless_keys"`
 
 	// Remote key sets (jwks_uri or discovery).
 	MinRefresh         Duration `yaml:"min_refresh,omitempty"`
@@ -159,6 +162,33 @@ func (is Issuer) HMACMinLength() int {
 		}
 	}
 	return n
+}
+
+// KidlessKeys is max_kidless_keys, or token.DefaultMaxKidlessKeys when it
+// is not set.
+func (is Issuer) KidlessKeys() int {
+	if is.MaxKidlessKeys == nil {
+		return token.DefaultMaxKidlessKeys
+	}
+	return int(*is.MaxKidlessKeys)
+}
+
+// KeyCount is a number of keys, written as a YAML integer: yaml.v3 would
+// truncate 4.5, or read "4", into an int without a word.
+type KeyCount int
+
+// UnmarshalYAML accepts only an integer scalar.
+func (k *KeyCount) UnmarshalYAML(n *yaml.Node) error {
+	var v int
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
+		got := fmt.Sprintf("%q", n.Value)
+		if n.Kind != yaml.ScalarNode {
+			got = "a list or mapping"
+		}
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: issuers[].max_kidless_keys: expected a positive whole number such as %d, got %s", n.Line, token.DefaultMaxKidlessKeys, got)}}
+	}
+	*k = KeyCount(v)
+	return nil
 }
 
 // Token says where bearer tokens are found and how big they may be.
@@ -740,6 +770,9 @@ func (is Issuer) validate(p *problems, field string) {
 	}
 	if is.RequireTyp != "" && !token.ValidTyp(is.RequireTyp) {
 		p.add(field+".require_typ", "expected a media type such as at+jwt or application/at+jwt, got %q", is.RequireTyp)
+	}
+	if k := is.MaxKidlessKeys; k != nil && *k < 1 {
+		p.add(field+".max_kidless_keys", "expected a positive whole number of keys (default %d), got %d", token.DefaultMaxKidlessKeys, *k)
 	}
 }
 

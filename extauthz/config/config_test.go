@@ -219,6 +219,59 @@ func TestParseRejectsWithFieldAndExpectation(t *testing.T) {
 	}
 }
 
+func TestParseMaxKidlessKeys(t *testing.T) {
+	tests := []struct {
+		value string // "" leaves the field out
+		want  int    // with no error
+		err   []string
+	}{
+		{value: "", want: 4},
+		{value: "1", want: 1},
+		{value: "4", want: 4},
+		{value: "300", want: 300},
+		{value: "~", want: 4}, // null is left out, as for every optional field
+		{value: "0", err: []string{"issuers[0].max_kidless_keys", "expected a positive whole number", "got 0"}},
+		{value: "-1", err: []string{"issuers[0].max_kidless_keys", "got -1"}},
+		{value: "-9223372036854775808", err: []string{"issuers[0].max_kidless_keys"}},
+		{value: "99999999999999999999", err: []string{"line 8", "issuers[].max_kidless_keys", "expected a positive whole number"}},
+		{value: "4.5", err: []string{"line 8", "issuers[].max_kidless_keys", `got "4.5"`}},
+		{value: "4.0", err: []string{"issuers[].max_kidless_keys", `got "4.0"`}},
+		{value: "1e3", err: []string{"issuers[].max_kidless_keys", `got "1e3"`}},
+		{value: `"4"`, err: []string{"issuers[].max_kidless_keys", `got "4"`}},
+		{value: "four", err: []string{"issuers[].max_kidless_keys", `got "four"`}},
+		{value: "true", err: []string{"issuers[].max_kidless_keys", `got "true"`}},
+		{value: ".inf", err: []string{"issuers[].max_kidless_keys"}},
+		{value: "[4]", err: []string{"issuers[].max_kidless_keys", "got a list or mapping"}},
+		{value: "{n: 4}", err: []string{"issuers[].max_kidless_keys", "got a list or mapping"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			yml := validYAML
+			if tt.value != "" {
+				yml = strings.Replace(yml, "clock_skew: 30s", "clock_skew: 30s\n    max_kidless_keys: "+tt.value, 1)
+			}
+			c, err := Parse([]byte(yml), dirWithFiles(t))
+			if tt.err == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := c.Issuers[0].KidlessKeys(); got != tt.want {
+					t.Errorf("KidlessKeys() = %d, want %d", got, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted, KidlessKeys() = %d", c.Issuers[0].KidlessKeys())
+			}
+			for _, w := range tt.err {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
 func TestParseKeySourceDefaults(t *testing.T) {
 	dir := dirWithFiles(t)
 	tests := []struct {

@@ -57,7 +57,8 @@ func refusesForgeries(t *testing.T, c *Config, k forgeryKeys) {
 		}
 		issuers = append(issuers, token.Issuer{
 			Issuer: is.Issuer, Audiences: is.Audiences, Algorithms: is.Algorithms,
-			ClockSkew: time.Duration(is.ClockSkew), RequireTyp: is.RequireTyp, Keys: tokentest.StaticKeys{Set: tokentest.KeySet(t, pub)},
+			ClockSkew: time.Duration(is.ClockSkew), RequireTyp: is.RequireTyp, MaxKidlessKeys: is.KidlessKeys(),
+			Keys: tokentest.StaticKeys{Set: tokentest.KeySet(t, pub)},
 		})
 	}
 	v, err := token.NewVerifier(issuers, token.WithMaxSize(c.Token.MaxSize))

@@ -169,6 +169,9 @@ func (is Issuer) validateKeyless(p *problems, field string) {
 	if is.RequireTyp != "" {
 		p.add(field+".require_typ", "applies only to JWTs: %s", keylessHint)
 	}
+	if is.MaxKidlessKeys != nil {
+		p.add(field+".max_kidless_keys", "applies only to JWTs: %s", keylessHint)
+	}
 }
 
 // validateEndpoint checks an endpoint URL, which may be left out only when

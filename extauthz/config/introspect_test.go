@@ -157,6 +157,8 @@ policy:`}, want: []string{"issuers[1].introspect", "issuers[0] (https://id.examp
 			want: []string{"issuers[0].algorithms", "applies only to JWTs", "no key source"}},
 		{name: "key-less issuer: require_typ", yaml: keylessYAML, replace: [2]string{"    userinfo:", "    require_typ: at+jwt\n    userinfo:"},
 			want: []string{"issuers[0].require_typ", "applies only to JWTs"}},
+		{name: "key-less issuer: max_kidless_keys", yaml: keylessYAML, replace: [2]string{"    userinfo:", "    max_kidless_keys: 2\n    userinfo:"},
+			want: []string{"issuers[0].max_kidless_keys", "applies only to JWTs"}},
 		{name: "key-less issuer: key refresh settings", yaml: keylessYAML, replace: [2]string{"    userinfo:", "    min_refresh: 1m\n    userinfo:"},
 			want: []string{"issuers[0].min_refresh", "applies only to keys fetched over HTTP"}},
 		{name: "key-less issuer: userinfo endpoint from discovery", yaml: keylessYAML, replace: [2]string{"userinfo:\n      endpoint: https://id.example.com/userinfo\n", "userinfo: {}\n"},

@@ -1,9 +1,7 @@
 package introspect
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/claimcheck/claimcheck/extauthz/keys"
+	"github.com/claimcheck/claimcheck/extauthz/token"
 )
 
 // Defaults shared by introspection and userinfo.
@@ -181,10 +180,10 @@ func noRedirects(c *http.Client) *http.Client {
 	return &cc
 }
 
-var errNotObject = errors.New("the body is not a single JSON object")
-
 // readObject reads a body that must be one JSON object of at most maxBody
-// bytes, with numbers as json.Number.
+// bytes, with numbers as json.Number, decoded as strictly as a JWT payload
+// (token.DecodeObject): a repeated "active" or claim would otherwise mean
+// whichever copy encoding/json happens to keep.
 func readObject(r io.Reader) (map[string]any, error) {
 	b, err := io.ReadAll(io.LimitReader(r, maxBody+1))
 	if err != nil {
@@ -193,14 +192,9 @@ func readObject(r io.Reader) (map[string]any, error) {
 	if len(b) > maxBody {
 		return nil, fmt.Errorf("the body is larger than %d bytes", maxBody)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil || m == nil {
-		return nil, errNotObject
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errNotObject
+	m, err := token.DecodeObject(b)
+	if err != nil {
+		return nil, fmt.Errorf("the body is not a single unambiguous JSON object: %w", err)
 	}
 	return m, nil
 }

@@ -59,7 +59,7 @@ func parse(raw string) (*parsed, error) {
 		sig:     seg[2],
 	}
 	var err error
-	if p.header, err = decodeObject(seg[0]); err != nil {
+	if p.header, err = DecodeObject(seg[0]); err != nil {
 		return nil, malformedJSON("header", err)
 	}
 	var ok bool
@@ -93,9 +93,13 @@ func decodeSegment(s string) ([]byte, error) {
 	return base64.RawURLEncoding.Strict().DecodeString(s)
 }
 
-// decodeObject decodes b, which must hold exactly one JSON object, keeping
-// numbers as json.Number. It refuses what checkStrict refuses.
-func decodeObject(b []byte) (map[string]any, error) {
+// DecodeObject decodes b, which must hold exactly one JSON object, keeping
+// numbers as json.Number, as strictly as a JWT's header and payload: it
+// also refuses what encoding/json accepts but other parsers read
+// differently — invalid UTF-8, an escaped lone UTF-16 surrogate, an object
+// (at any depth) repeating a member name, compared after unescaping. The
+// other answers about a token (introspection, userinfo) are held to it too.
+func DecodeObject(b []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var m map[string]any
@@ -114,7 +118,7 @@ func decodeObject(b []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// malformedJSON is the rejection of a header or payload that decodeObject
+// malformedJSON is the rejection of a header or payload that DecodeObject
 // refused with err.
 func malformedJSON(segment string, err error) error {
 	var s strictError

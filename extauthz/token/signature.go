@@ -111,7 +111,7 @@ func allowlist(names []string) ([]algorithm, error) {
 // JSON object header), refusal of the crit and b64 headers, the algorithm
 // allowlist (nil or empty means every asymmetric algorithm; HMAC
 // algorithms must be listed and cannot be mixed with asymmetric ones), key
-// selection and the signature check. Unlike Verify, it neither limits the
+// selection (with DefaultMaxKidlessKeys) and the signature check. Unlike Verify, it neither limits the
 // size of compact nor interprets the payload, which may be any bytes.
 //
 // Rejections wrap the package's sentinel errors; an unusable algorithms
@@ -128,7 +128,7 @@ func VerifySignature(compact string, set jwk.Set, algorithms []string) (payload 
 	if err != nil {
 		return nil, "", err
 	}
-	sv := &signatures{owner: "the key set", algs: algs, keys: staticKeys{set}}
+	sv := &signatures{owner: "the key set", algs: algs, keys: staticKeys{set}, maxKidless: DefaultMaxKidlessKeys}
 	k, err := sv.verify(context.Background(), p)
 	if err != nil {
 		return nil, "", err
@@ -145,9 +145,10 @@ func (s staticKeys) Refresh(context.Context) (jwk.Set, error) { return s.set, ni
 
 // signatures checks the signatures of tokens against one source of keys.
 type signatures struct {
-	owner string // names the keys' owner in errors, e.g. "issuer https://…"
-	algs  []algorithm
-	keys  KeySource
+	owner      string // names the keys' owner in errors, e.g. "issuer https://…"
+	algs       []algorithm
+	keys       KeySource
+	maxKidless int // see Issuer.MaxKidlessKeys
 }
 
 // verify checks p's header, algorithm and signature, and returns the key
@@ -157,7 +158,7 @@ func (sv *signatures) verify(ctx context.Context, p *parsed) (jwk.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	keys, err := sv.candidates(ctx, p, alg)
+	keys, untried, err := sv.candidates(ctx, p, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +166,12 @@ func (sv *signatures) verify(ctx context.Context, p *parsed) (jwk.Key, error) {
 		if alg.verify(k, p.input, p.sig) {
 			return k, nil
 		}
+	}
+	if untried {
+		if !p.hasKID {
+			return nil, reject(ErrKeyUnknown, "token has no kid and none of the first %d %s keys of %s verifies it (max_kidless_keys)", len(keys), alg.name, sv.owner)
+		}
+		return nil, reject(ErrKeyUnknown, "no key with kid %q for %s, and none of its first %d %s keys without a kid verifies it (max_kidless_keys)", clip(p.kid), sv.owner, len(keys), alg.name)
 	}
 	if len(keys) == 1 {
 		if kid, ok := keys[0].KeyID(); ok && kid != "" {
@@ -192,67 +199,80 @@ func (sv *signatures) checkHeader(p *parsed) (algorithm, error) {
 
 // candidates returns the keys that may have signed the token, in the order
 // to try them. A token without a kid may have been signed by any key that
-// fits its algorithm. A token with a kid may have been signed by the
-// fitting keys with that kid, tried first, or by a fitting key without a
-// kid; only when there is neither a key with its kid nor a fitting key
-// without one is the key source refreshed, once.
-func (sv *signatures) candidates(ctx context.Context, p *parsed, alg algorithm) ([]jwk.Key, error) {
+// fits its algorithm: it gets the first maxKidless of them, in key set
+// order. A token with a kid may have been signed by the fitting keys with
+// that kid, tried first, or by a fitting key without a kid, of which it
+// gets the first maxKidless; only when there is neither a key with its kid
+// nor a fitting key without one is the key source refreshed, once. So a
+// forged token costs at most maxKidless signature checks beyond its kid's
+// own keys, however many keys the issuer publishes.
+//
+// untried is true when fitting keys were left out and no key has the
+// token's kid: if none of keys verifies, the token's key is unknown
+// rather than its signature wrong.
+func (sv *signatures) candidates(ctx context.Context, p *parsed, alg algorithm) (keys []jwk.Key, untried bool, err error) {
 	set, err := sv.keys.Keys(ctx)
 	if err != nil || set == nil {
-		return nil, sv.keysError(ctx, err)
+		return nil, false, sv.keysError(ctx, err)
 	}
 	if !p.hasKID {
-		var keys []jwk.Key
-		for k := range allKeys(set) {
-			if alg.fits(k) {
-				keys = append(keys, k)
-			}
-		}
+		keys, untried = sv.kidless(set, alg, func(jwk.Key) bool { return true })
 		if len(keys) == 0 {
-			return nil, reject(ErrKeyUnknown, "token has no kid and %s has no %s key", sv.owner, alg.name)
+			return nil, false, reject(ErrKeyUnknown, "token has no kid and %s has no %s key", sv.owner, alg.name)
 		}
-		return keys, nil
+		return keys, untried, nil
 	}
 
-	named, keys := keysFor(set, p.kid, alg)
+	named, keys, untried := sv.keysFor(set, p.kid, alg)
 	if len(named) == 0 && len(keys) == 0 {
 		if set, err = sv.keys.Refresh(ctx); err != nil || set == nil {
-			return nil, sv.keysError(ctx, err)
+			return nil, false, sv.keysError(ctx, err)
 		}
-		named, keys = keysFor(set, p.kid, alg)
+		named, keys, untried = sv.keysFor(set, p.kid, alg)
 	}
 	switch {
 	case len(keys) > 0:
-		return keys, nil
+		return keys, untried && len(named) == 0, nil
 	case len(named) == 0:
-		return nil, reject(ErrKeyUnknown, "no key with kid %q for %s", clip(p.kid), sv.owner)
+		return nil, false, reject(ErrKeyUnknown, "no key with kid %q for %s", clip(p.kid), sv.owner)
 	case !slices.ContainsFunc(named, alg.usable):
-		return nil, reject(ErrKeyUnknown, "key %q of %s is not a signature verification key", clip(p.kid), sv.owner)
+		return nil, false, reject(ErrKeyUnknown, "key %q of %s is not a signature verification key", clip(p.kid), sv.owner)
 	default:
-		return nil, reject(ErrAlgorithm, "alg %q does not match key %q of %s", alg.name, clip(p.kid), sv.owner)
+		return nil, false, reject(ErrAlgorithm, "alg %q does not match key %q of %s", alg.name, clip(p.kid), sv.owner)
 	}
 }
 
 // keysFor returns the keys in set whose kid is kid, and the keys to try
 // for a token with that kid and alg: the fitting ones among them, then the
-// fitting keys without a kid.
-func keysFor(set jwk.Set, kid string, alg algorithm) (named, keys []jwk.Key) {
-	var kidless []jwk.Key
+// first maxKidless fitting keys without a kid; untried says whether there
+// were more of those.
+func (sv *signatures) keysFor(set jwk.Set, kid string, alg algorithm) (named, keys []jwk.Key, untried bool) {
 	for k := range allKeys(set) {
-		id, _ := k.KeyID()
-		switch {
-		case id == "":
-			if alg.fits(k) {
-				kidless = append(kidless, k)
-			}
-		case id == kid:
+		if id, _ := k.KeyID(); id != "" && id == kid {
 			named = append(named, k)
 			if alg.fits(k) {
 				keys = append(keys, k)
 			}
 		}
 	}
-	return named, append(keys, kidless...)
+	kidless, untried := sv.kidless(set, alg, func(k jwk.Key) bool { id, _ := k.KeyID(); return id == "" })
+	return named, append(keys, kidless...), untried
+}
+
+// kidless returns the first maxKidless keys in set that fit alg and pass
+// only, and whether more of them follow. It checks no key past the one
+// that shows there are more: fits costs a hygiene check per key.
+func (sv *signatures) kidless(set jwk.Set, alg algorithm, only func(jwk.Key) bool) (keys []jwk.Key, more bool) {
+	for k := range allKeys(set) {
+		if !only(k) || !alg.fits(k) {
+			continue
+		}
+		if len(keys) == sv.maxKidless {
+			return keys, true
+		}
+		keys = append(keys, k)
+	}
+	return keys, false
 }
 
 // keysError classifies a key source failure. Context errors pass through

@@ -20,7 +20,7 @@ func (e strictError) Error() string { return string(e) }
 // a member name (encoding/json keeps the last, other parsers the first, so
 // the policy and the upstream could read different claims from the same
 // signed bytes). RFC 7515 §5.2 and RFC 7519 §4 allow rejecting both. b
-// must be syntactically valid JSON, as decodeObject has found it to be.
+// must be syntactically valid JSON, as DecodeObject has found it to be.
 //
 // It runs before the signature is checked, on every token: it scans b once
 // without allocating for the usual small objects, and keeps a set only for
@@ -79,7 +79,7 @@ func duplicateName(b []byte) (string, bool) {
 				if bytes.IndexByte(name, '\\') >= 0 {
 					var s string
 					if json.Unmarshal(b[i:end+1], &s) != nil {
-						return "", false // not valid JSON; decodeObject reports it
+						return "", false // not valid JSON; DecodeObject reports it
 					}
 					name = []byte(s)
 				}

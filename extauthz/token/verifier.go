@@ -15,6 +15,9 @@ import (
 // DefaultMaxSize is the default limit on the length of a raw token, in bytes.
 const DefaultMaxSize = 16 << 10
 
+// DefaultMaxKidlessKeys is the default of Issuer.MaxKidlessKeys.
+const DefaultMaxKidlessKeys = 4
+
 // Token is a verified access token.
 type Token struct {
 	// Kind is KindJWT for a token verified locally, KindOpaque for one
@@ -75,6 +78,16 @@ type Issuer struct {
 	// 7515 §4.1.9 says: case-insensitively, with "application/" implied
 	// when there is no "/". A token without "typ" is refused.
 	RequireTyp string
+	// MaxKidlessKeys bounds the keys tried for a token whose kid names
+	// none: a token without a kid is tried against the first
+	// MaxKidlessKeys keys, in key set order, that fit its algorithm (type,
+	// curve, the key's own "alg"); a token with a kid, against the keys
+	// with that kid and then the first MaxKidlessKeys fitting keys without
+	// one. If none verifies and fitting keys were left untried, the token
+	// is refused with ErrKeyUnknown: a forged token costs at most this many
+	// signature checks however many keys the issuer publishes. Zero means
+	// DefaultMaxKidlessKeys.
+	MaxKidlessKeys int
 	// Keys provides the issuer's verification keys; NoKeys for an issuer
 	// whose JWTs are all refused.
 	Keys KeySource
@@ -164,6 +177,13 @@ func newIssuer(cfg Issuer) (*issuer, error) {
 	if cfg.ClockSkew < 0 {
 		return nil, fmt.Errorf("token: issuer %s: negative clock skew %s", cfg.Issuer, cfg.ClockSkew)
 	}
+	maxKidless := cfg.MaxKidlessKeys
+	switch {
+	case maxKidless == 0:
+		maxKidless = DefaultMaxKidlessKeys
+	case maxKidless < 0:
+		return nil, fmt.Errorf("token: issuer %s: MaxKidlessKeys %d is not a positive number", cfg.Issuer, maxKidless)
+	}
 	algs, err := allowlist(cfg.Algorithms)
 	if err != nil {
 		return nil, fmt.Errorf("token: issuer %s: %w", cfg.Issuer, err)
@@ -176,7 +196,7 @@ func newIssuer(cfg Issuer) (*issuer, error) {
 		audiences: slices.Clone(cfg.Audiences),
 		skew:      cfg.ClockSkew,
 		typ:       normalizeTyp(cfg.RequireTyp),
-		sig:       &signatures{owner: "issuer " + cfg.Issuer, algs: algs, keys: cfg.Keys},
+		sig:       &signatures{owner: "issuer " + cfg.Issuer, algs: algs, keys: cfg.Keys, maxKidless: maxKidless},
 		keyless:   cfg.Keys == NoKeys,
 	}, nil
 }
@@ -202,7 +222,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload, err := decodeObject(p.payload)
+	payload, err := DecodeObject(p.payload)
 	if err != nil {
 		return nil, malformedJSON("payload", err)
 	}

@@ -848,6 +848,7 @@ func TestNewVerifierRejectsBadConfig(t *testing.T) {
 		{"algorithm in the wrong case", []token.Issuer{with(func(i *token.Issuer) { i.Algorithms = []string{"rs256"} })}, nil},
 		{"nil key source", []token.Issuer{with(func(i *token.Issuer) { i.Keys = nil })}, nil},
 		{"negative clock skew", []token.Issuer{with(func(i *token.Issuer) { i.ClockSkew = -time.Second })}, nil},
+		{"negative MaxKidlessKeys", []token.Issuer{with(func(i *token.Issuer) { i.MaxKidlessKeys = -1 })}, nil},
 		{"zero max size", []token.Issuer{good}, []token.Option{token.WithMaxSize(0)}},
 		{"nil clock", []token.Issuer{good}, []token.Option{token.WithClock(nil)}},
 	}

@@ -28,9 +28,9 @@ type ClientAuth struct {
 // loopback interface. Introspection requires client authentication as the
 // client it was made with, by client_secret_basic or client_secret_post
 // (never both); it answers {"active": true, …} with the claims given to
-// SetActive, or whatever SetAnswer gave, and {"active": false} for any other
-// token. Userinfo answers a bearer token given to SetUserinfo, and 401 for
-// any other. Its behaviour can be changed while it runs, to stand in for a
+// SetActive, or whatever SetAnswer (or, byte for byte, SetRawAnswer) gave,
+// and {"active": false} for any other token. Userinfo answers a bearer token
+// given to SetUserinfo (or SetRawUserinfo), and 401 for any other. Its behaviour can be changed while it runs, to stand in for a
 // failing or slow issuer. It is closed when the test ends.
 type IntrospectionServer struct {
 	// URL is the server's base URL.
@@ -45,7 +45,9 @@ type IntrospectionServer struct {
 	mu           sync.Mutex
 	answers      map[string]map[string]any
 	userinfo     map[string]map[string]any
-	gate         chan struct{} // while non-nil, requests wait for it to close
+	raw          map[string]string // introspection bodies, by token
+	rawUserinfo  map[string]string // userinfo bodies, by token
+	gate         chan struct{}     // while non-nil, requests wait for it to close
 	requests     int
 	infoRequests int
 	lastAuth     ClientAuth
@@ -58,6 +60,7 @@ func NewIntrospectionServer(tb testing.TB, clientID, secret string) *Introspecti
 	s := &IntrospectionServer{
 		tb: tb, clientID: clientID, secret: secret,
 		answers: map[string]map[string]any{}, userinfo: map[string]map[string]any{},
+		raw: map[string]string{}, rawUserinfo: map[string]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /introspect", s.serveIntrospection)
@@ -96,6 +99,22 @@ func (s *IntrospectionServer) SetAnswer(tok string, answer map[string]any) {
 		return
 	}
 	s.answers[tok] = answer
+}
+
+// SetRawAnswer makes introspection answer body, as it is, for tok: JSON
+// no encoder writes, such as a repeated member name.
+func (s *IntrospectionServer) SetRawAnswer(tok, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.raw[tok] = body
+}
+
+// SetRawUserinfo makes userinfo answer body, as it is, for the bearer token
+// tok.
+func (s *IntrospectionServer) SetRawUserinfo(tok, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rawUserinfo[tok] = body
 }
 
 // SetUserinfo makes userinfo answer info for the bearer token tok; nil
@@ -184,6 +203,12 @@ func write(w http.ResponseWriter, mode Mode, v any) {
 	}
 }
 
+// writeRaw answers body as JSON, as it is.
+func writeRaw(w http.ResponseWriter, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, body)
+}
+
 func (s *IntrospectionServer) serveIntrospection(w http.ResponseWriter, r *http.Request) {
 	// Reading the body first lets the server notice a client that gives up.
 	formErr := r.ParseForm()
@@ -204,6 +229,7 @@ func (s *IntrospectionServer) serveIntrospection(w http.ResponseWriter, r *http.
 	s.mu.Lock()
 	s.lastAuth = auth
 	answer, active := s.answers[r.PostForm.Get("token")]
+	raw, isRaw := s.raw[r.PostForm.Get("token")]
 	s.mu.Unlock()
 	switch {
 	case !ok:
@@ -214,6 +240,9 @@ func (s *IntrospectionServer) serveIntrospection(w http.ResponseWriter, r *http.
 		w.Header().Set("WWW-Authenticate", `Basic realm="tokentest"`)
 		w.WriteHeader(http.StatusUnauthorized)
 		write(w, ServeKeys, map[string]string{"error": "invalid_client"})
+		return
+	case isRaw:
+		writeRaw(w, raw)
 		return
 	case !active:
 		answer = map[string]any{"active": false}
@@ -251,7 +280,12 @@ func (s *IntrospectionServer) serveUserinfo(w http.ResponseWriter, r *http.Reque
 	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	s.mu.Lock()
 	info, known := s.userinfo[tok]
+	raw, isRaw := s.rawUserinfo[tok]
 	s.mu.Unlock()
+	if isRaw {
+		writeRaw(w, raw)
+		return
+	}
 	if !known {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		w.WriteHeader(http.StatusUnauthorized)
