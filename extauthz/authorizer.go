@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -22,32 +21,10 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/extauthz/urlpath"
 	"github.com/claimcheck/claimcheck/policy"
-)
-
-// Reason codes of decisions that are not about the token itself; token
-// rejections use token.Reason codes.
-const (
-	ReasonAllowed      = "allowed"
-	ReasonMissingToken = "missing_token"
-	ReasonBadRequest   = "bad_request"
-	// ReasonPathInvalid: the request path has dot or empty segments, a
-	// backslash, an encoded slash, a path parameter or a control byte
-	// (see package urlpath): an upstream could serve another path than
-	// the one the policy would judge (400).
-	ReasonPathInvalid = "path_invalid"
-	// ReasonForwardedUntrusted: a forward-auth request carries
-	// X-Original-URI/-Method or X-Forwarded-Uri/-Method from a peer that is
-	// not in http.trusted_proxies (400).
-	ReasonForwardedUntrusted = "forwarded_headers_untrusted"
-	ReasonPolicyDenied       = "policy_denied"
-	ReasonPolicyUndefined    = "policy_undefined"
-	ReasonPolicyError        = "policy_error"
-	ReasonRuleUnknown        = "decision_rule_unknown"
-	ReasonNoPolicy           = "policy_unavailable"
-	ReasonInternal           = "internal_error"
 )
 
 // Envoy per-route context_extensions keys claimcheck reads.
@@ -276,15 +253,12 @@ func (a *Authorizer) decide(ctx context.Context, req *authv3.CheckRequest, expla
 		ctx, span = a.tracing.startCheck(ctx, req)
 	}
 	defer func() {
-		if p := recover(); p != nil {
-			a.log.Error("check panicked; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			d = a.unavailable(ReasonInternal, "internal error")
-		}
 		a.finish(ctx, req, &d, start)
 		if span != nil {
 			endCheck(span, &d)
 		}
 	}()
+	defer a.recoverInto(&d) // before finish: a panic is logged and counted as the deny it becomes
 	d = a.check(ctx, req, explain || a.logInput)
 	if explain && d.Input == nil {
 		if r, err := parseRequest(req, a.cfg.PathNormalization); err == nil {
@@ -321,6 +295,7 @@ func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *De
 		d.UpstreamHeaders, d.RemoveHeaders = a.forwardHeaders(d.Token)
 	}
 	a.pastDeadline(ctx, d)
+	a.sanitize(d)
 	if meta, ok := d.DynamicMetadata["claimcheck"].(map[string]any); ok {
 		meta["decision_id"] = d.ID
 		if d.DryRun {
@@ -360,14 +335,14 @@ func newDecisionID() string {
 // check decides req; wantInput sets Decision.Input.
 func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantInput bool) Decision {
 	if ctx.Err() != nil { // the caller gave up while the request queued
-		return a.unavailable(ReasonDeadline, "the deadline passed before the check started")
+		return a.denial(reason.Deadline, "the deadline passed before the check started")
 	}
 	r, err := parseRequest(req, a.cfg.PathNormalization)
 	if errors.Is(err, urlpath.ErrInvalid) {
-		return a.deny(http.StatusBadRequest, ReasonPathInvalid, "invalid_request", err.Error(), nil)
+		return a.denial(reason.PathInvalid, err.Error())
 	}
 	if err != nil {
-		return a.deny(http.StatusBadRequest, ReasonBadRequest, "invalid_request", err.Error(), nil)
+		return a.denial(reason.BadRequest, err.Error())
 	}
 	if d, ok := a.headerLimit(r); !ok {
 		return d
@@ -396,7 +371,7 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 			// A verifier bug; going on would hand the policy a request
 			// that carried a token as if it had none.
 			a.log.Error("verifier returned neither a token nor an error; denying")
-			return a.unavailable(ReasonInternal, "internal error")
+			return a.denial(reason.Internal, "internal error")
 		}
 	case required:
 		return a.missingToken()
@@ -404,7 +379,7 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 
 	p := a.policy.Policy()
 	if p == nil {
-		return a.unavailable(ReasonNoPolicy, "the policy has not loaded yet")
+		return a.denial(reason.NoPolicy, "the policy has not loaded yet")
 	}
 
 	// Build only the parts of the input the policy can read: input.attributes
@@ -430,8 +405,8 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	pctx, pspan := a.tracing.start(ctx, SpanPolicy)
 	v, err := buildInput(req, r, tok, info, parts)
 	if err != nil {
-		endStage(pspan, ReasonInternal, err)
-		return a.unavailable(ReasonInternal, err.Error())
+		endStage(pspan, reason.Internal, err)
+		return a.denial(reason.Internal, err.Error())
 	}
 
 	var res policy.Result
@@ -448,12 +423,12 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	switch {
 	case errors.Is(err, policy.ErrUnknownRule):
 		a.log.Error("route names an unknown decision rule; denying", "rule", rule, "err", err)
-		d = a.unavailable(ReasonRuleUnknown, fmt.Sprintf("decision rule %q is not defined in the policy", rule))
+		d = a.denial(reason.RuleUnknown, fmt.Sprintf("decision rule %q is not defined in the policy", rule))
 	case errors.Is(err, policy.ErrUndefined):
-		d = a.deny(http.StatusForbidden, ReasonPolicyUndefined, "access_denied", "the policy gave no decision", nil)
+		d = a.denial(reason.PolicyUndefined, "the policy gave no decision")
 	case err != nil:
 		a.log.Error("policy evaluation failed; denying", "err", err)
-		d = a.unavailable(ReasonPolicyError, "the policy could not be evaluated")
+		d = a.denial(reason.PolicyError, "the policy could not be evaluated")
 	case !res.Allowed:
 		d = a.policyDenied(res, tok == nil)
 	default:
@@ -486,10 +461,10 @@ func (a *Authorizer) allow(res policy.Result, tok *token.Token, f found) Decisio
 	d := Decision{
 		Allowed:         true,
 		Status:          http.StatusOK,
-		Reason:          ReasonAllowed,
+		Reason:          reason.Allowed,
 		ResponseHeaders: res.ResponseHeadersToAdd,
 		RemoveHeaders:   append([]string(nil), res.RequestHeadersToRemove...),
-		DynamicMetadata: metadata(res.DynamicMetadata, ReasonAllowed),
+		DynamicMetadata: metadata(res.DynamicMetadata, reason.Allowed),
 	}
 	set, remove := a.forwardHeaders(tok)
 	d.UpstreamHeaders = append(set, res.Headers...)
@@ -512,74 +487,4 @@ func (a *Authorizer) forwardHeaders(tok *token.Token) (set []policy.Header, remo
 		set = append(set, policy.Header{Key: fr.header, Value: v})
 	}
 	return set, remove
-}
-
-func (a *Authorizer) policyDenied(res policy.Result, noToken bool) Decision {
-	if noToken && res.HTTPStatus == 0 {
-		// A request without credentials that the policy refuses is asked for
-		// them (RFC 6750 §3), not told it is forbidden.
-		d := a.missingToken()
-		d.DynamicMetadata = metadata(res.DynamicMetadata, ReasonMissingToken)
-		return d
-	}
-	status := res.HTTPStatus
-	if status < 300 {
-		// No status, or one that would read as success to a forward-auth
-		// proxy: both adapters send 403.
-		status = http.StatusForbidden
-	}
-	d := a.deny(status, ReasonPolicyDenied, "access_denied", "denied by policy", res.DynamicMetadata)
-	if res.Body != "" || len(res.Headers) > 0 {
-		d.Body = res.Body
-		d.DenyHeaders = res.Headers
-	}
-	return d
-}
-
-func (a *Authorizer) missingToken() Decision {
-	d := a.deny(http.StatusUnauthorized, ReasonMissingToken, "unauthorized", "a bearer token is required", nil)
-	d.DenyHeaders = append(d.DenyHeaders, policy.Header{Key: "www-authenticate", Value: fmt.Sprintf("Bearer realm=%q", a.cfg.Realm)})
-	return d
-}
-
-func (a *Authorizer) tokenRejected(err error) Decision {
-	reason := token.Reason(err)
-	desc := err.Error()
-	if token.Unavailable(err) {
-		return a.unavailable(reason, desc)
-	}
-	if reason == ReasonInternal {
-		a.log.Error("token verification failed; denying", "err", err)
-		return a.unavailable(reason, "token verification failed")
-	}
-	d := a.deny(http.StatusUnauthorized, reason, "invalid_token", desc, nil)
-	d.DenyHeaders = append(d.DenyHeaders, policy.Header{Key: "www-authenticate", Value: fmt.Sprintf(
-		`Bearer realm=%q, error="invalid_token", error_description="%s"`, a.cfg.Realm, challengeText(desc))})
-	return d
-}
-
-func (a *Authorizer) unavailable(reason, desc string) Decision {
-	return a.deny(http.StatusServiceUnavailable, reason, "temporarily_unavailable", desc, nil)
-}
-
-// deny builds a deny with a JSON body {"error", "error_description"}.
-func (a *Authorizer) deny(status int, reason, oauthErr, desc string, meta map[string]any) Decision {
-	return Decision{
-		Status:          status,
-		Reason:          reason,
-		Description:     desc,
-		DenyHeaders:     []policy.Header{{Key: "content-type", Value: "application/json"}},
-		Body:            errorBody(oauthErr, desc),
-		DynamicMetadata: metadata(meta, reason),
-	}
-}
-
-// metadata returns the policy's dynamic metadata plus claimcheck's own key.
-func metadata(fromPolicy map[string]any, reason string) map[string]any {
-	m := make(map[string]any, len(fromPolicy)+1)
-	for k, v := range fromPolicy {
-		m[k] = v
-	}
-	m["claimcheck"] = map[string]any{"reason": reason}
-	return m
 }

@@ -17,6 +17,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/extauthz/urlpath"
 	"github.com/claimcheck/claimcheck/policy"
@@ -145,11 +146,11 @@ func TestCheckDecisions(t *testing.T) {
 		challenge  string // substring of WWW-Authenticate; "" = header absent
 	}{
 		{name: "missing token is 401 with a Bearer challenge", cfg: Config{TokenRequired: true},
-			req: httpRequest("GET", "/orders", nil), status: 401, reason: ReasonMissingToken,
+			req: httpRequest("GET", "/orders", nil), status: 401, reason: reason.MissingToken,
 			oauthError: "unauthorized", challenge: `Bearer realm="claimcheck"`},
 		{name: "basic credentials are not a bearer token", cfg: Config{TokenRequired: true},
 			req: httpRequest("GET", "/orders", map[string]string{"authorization": "Basic dXNlcjpwdw=="}), status: 401,
-			reason: ReasonMissingToken, oauthError: "unauthorized", challenge: `Bearer realm="claimcheck"`},
+			reason: reason.MissingToken, oauthError: "unauthorized", challenge: `Bearer realm="claimcheck"`},
 		{name: "expired token is 401 invalid_token", cfg: Config{TokenRequired: true},
 			verifier: fakeVerifier{err: fmt.Errorf("%w at 2026-01-01T00:00:00Z", token.ErrExpired)},
 			req:      httpRequest("GET", "/orders", bearer("old")), status: 401, reason: "token_expired",
@@ -163,35 +164,35 @@ func TestCheckDecisions(t *testing.T) {
 			oauthError: "temporarily_unavailable"},
 		{name: "unexpected verifier error is 503, never an allow", cfg: Config{TokenRequired: true},
 			verifier: fakeVerifier{err: errors.New("boom")},
-			req:      httpRequest("GET", "/orders", bearer("any")), status: 503, reason: ReasonInternal,
+			req:      httpRequest("GET", "/orders", bearer("any")), status: 503, reason: reason.Internal,
 			oauthError: "temporarily_unavailable"},
 		{name: "policy allow", cfg: Config{TokenRequired: true}, policy: allowAll,
-			req: httpRequest("GET", "/orders", bearer("good")), allowed: true, status: 200, reason: ReasonAllowed},
+			req: httpRequest("GET", "/orders", bearer("good")), allowed: true, status: 200, reason: reason.Allowed},
 		{name: "policy deny is 403", cfg: Config{TokenRequired: true},
 			policy: func(map[string]any) (policy.Result, error) { return policy.Result{}, nil },
-			req:    httpRequest("GET", "/orders", bearer("good")), status: 403, reason: ReasonPolicyDenied, oauthError: "access_denied"},
+			req:    httpRequest("GET", "/orders", bearer("good")), status: 403, reason: reason.PolicyDenied, oauthError: "access_denied"},
 		{name: "policy undefined is 403", cfg: Config{TokenRequired: true},
 			policy: func(map[string]any) (policy.Result, error) { return policy.Result{}, policy.ErrUndefined },
-			req:    httpRequest("GET", "/orders", bearer("good")), status: 403, reason: ReasonPolicyUndefined, oauthError: "access_denied"},
+			req:    httpRequest("GET", "/orders", bearer("good")), status: 403, reason: reason.PolicyUndefined, oauthError: "access_denied"},
 		{name: "policy error is 503", cfg: Config{TokenRequired: true},
 			policy: func(map[string]any) (policy.Result, error) {
 				return policy.Result{Allowed: true}, errors.New("eval_conflict_error")
 			},
-			req: httpRequest("GET", "/orders", bearer("good")), status: 503, reason: ReasonPolicyError, oauthError: "temporarily_unavailable"},
+			req: httpRequest("GET", "/orders", bearer("good")), status: 503, reason: reason.PolicyError, oauthError: "temporarily_unavailable"},
 		{name: "policy panic is a deny", cfg: Config{TokenRequired: true},
 			policy: func(map[string]any) (policy.Result, error) { panic("policy bug") },
-			req:    httpRequest("GET", "/orders", bearer("good")), status: 503, reason: ReasonInternal, oauthError: "temporarily_unavailable"},
+			req:    httpRequest("GET", "/orders", bearer("good")), status: 503, reason: reason.Internal, oauthError: "temporarily_unavailable"},
 		{name: "request without HTTP attributes is 400", cfg: Config{TokenRequired: true},
-			req: &authv3.CheckRequest{}, status: 400, reason: ReasonBadRequest, oauthError: "invalid_request"},
+			req: &authv3.CheckRequest{}, status: 400, reason: reason.BadRequest, oauthError: "invalid_request"},
 		{name: "nil request is 400", cfg: Config{TokenRequired: true},
-			req: nil, status: 400, reason: ReasonBadRequest, oauthError: "invalid_request"},
+			req: nil, status: 400, reason: reason.BadRequest, oauthError: "invalid_request"},
 		{name: "malformed query is 400", cfg: Config{TokenRequired: true},
-			req: httpRequest("GET", "/orders?a=%zz", bearer("good")), status: 400, reason: ReasonBadRequest, oauthError: "invalid_request"},
+			req: httpRequest("GET", "/orders?a=%zz", bearer("good")), status: 400, reason: reason.BadRequest, oauthError: "invalid_request"},
 		{name: "optional token: policy may allow without one", cfg: Config{TokenRequired: false}, policy: allowAll,
-			req: httpRequest("GET", "/public", nil), allowed: true, status: 200, reason: ReasonAllowed},
+			req: httpRequest("GET", "/public", nil), allowed: true, status: 200, reason: reason.Allowed},
 		{name: "optional token: a policy deny without one asks for credentials", cfg: Config{TokenRequired: false},
 			policy: func(map[string]any) (policy.Result, error) { return policy.Result{}, nil },
-			req:    httpRequest("GET", "/orders", nil), status: 401, reason: ReasonMissingToken,
+			req:    httpRequest("GET", "/orders", nil), status: 401, reason: reason.MissingToken,
 			oauthError: "unauthorized", challenge: `Bearer realm="claimcheck"`},
 		{name: "optional token: a present but bad token is still 401", cfg: Config{TokenRequired: false}, policy: allowAll,
 			req: httpRequest("GET", "/orders", bearer("forged")), status: 401, reason: "signature_invalid",
@@ -286,7 +287,7 @@ func TestPolicyDenyWithStatusBodyAndHeaders(t *testing.T) {
 	}}
 	d := newAuthorizer(t, Config{TokenRequired: true}, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, p).
 		Check(context.Background(), httpRequest("GET", "/orders", bearer("good")))
-	if d.Allowed || d.Status != http.StatusTeapot || d.Body != "no tea for you" || d.Reason != ReasonPolicyDenied {
+	if d.Allowed || d.Status != http.StatusTeapot || d.Body != "no tea for you" || d.Reason != reason.PolicyDenied {
 		t.Fatalf("decision = %+v", d)
 	}
 	if !reflect.DeepEqual(d.DenyHeaders, []policy.Header{{Key: "x-reason", Value: "teapot"}}) {
@@ -527,15 +528,15 @@ func TestPerRouteRules(t *testing.T) {
 		rule    string
 	}{
 		{name: "default rule", cfg: Config{TokenRequired: true, DefaultRule: "claimcheck/authz/allow"}, headers: bearer("good"),
-			status: 403, reason: ReasonPolicyDenied, rule: "claimcheck/authz/allow"},
+			status: 403, reason: reason.PolicyDenied, rule: "claimcheck/authz/allow"},
 		{name: "route chooses its rule", cfg: Config{TokenRequired: true}, ext: map[string]string{ExtDecision: "orders/allow"}, headers: bearer("good"),
-			allowed: true, status: 200, reason: ReasonAllowed, rule: "orders/allow"},
+			allowed: true, status: 200, reason: reason.Allowed, rule: "orders/allow"},
 		{name: "unknown rule is a deny with a clear reason", cfg: Config{TokenRequired: true}, ext: map[string]string{ExtDecision: "nope/allow"}, headers: bearer("good"),
-			status: 503, reason: ReasonRuleUnknown, rule: "nope/allow"},
+			status: 503, reason: reason.RuleUnknown, rule: "nope/allow"},
 		{name: "public route without permission still needs a token", cfg: Config{TokenRequired: true},
-			ext: map[string]string{ExtPublic: "true", ExtDecision: "orders/allow"}, status: 401, reason: ReasonMissingToken},
+			ext: map[string]string{ExtPublic: "true", ExtDecision: "orders/allow"}, status: 401, reason: reason.MissingToken},
 		{name: "public route permitted by config", cfg: Config{TokenRequired: true, AllowPublicRoutes: true},
-			ext: map[string]string{ExtPublic: "true", ExtDecision: "orders/allow"}, allowed: true, status: 200, reason: ReasonAllowed, rule: "orders/allow"},
+			ext: map[string]string{ExtPublic: "true", ExtDecision: "orders/allow"}, allowed: true, status: 200, reason: reason.Allowed, rule: "orders/allow"},
 		{name: "public route still rejects a bad token", cfg: Config{TokenRequired: true, AllowPublicRoutes: true},
 			ext: map[string]string{ExtPublic: "true", ExtDecision: "orders/allow"}, headers: bearer("forged"), status: 401, reason: "signature_invalid"},
 	}
@@ -566,20 +567,20 @@ func TestDryRunAllowsButKeepsTheRealDecision(t *testing.T) {
 		fn      func(map[string]any) (policy.Result, error)
 	}{
 		{name: "global dry-run, policy error stays a deny", cfg: Config{TokenRequired: true, DryRun: true}, headers: bearer("good"),
-			fn: func(map[string]any) (policy.Result, error) { return policy.Result{}, errors.New("eval failed") }, reason: ReasonPolicyError, status: 503},
+			fn: func(map[string]any) (policy.Result, error) { return policy.Result{}, errors.New("eval failed") }, reason: reason.PolicyError, status: 503},
 		{name: "global dry-run, panic stays a deny", cfg: Config{TokenRequired: true, DryRun: true}, headers: bearer("good"),
-			fn: func(map[string]any) (policy.Result, error) { panic("policy bug") }, reason: ReasonInternal, status: 503},
+			fn: func(map[string]any) (policy.Result, error) { panic("policy bug") }, reason: reason.Internal, status: 503},
 		{name: "route dry-run, policy error stays a deny", cfg: Config{TokenRequired: true, AllowDryRunRoutes: true}, ext: map[string]string{ExtDryRun: "true"},
 			headers: bearer("good"), fn: func(map[string]any) (policy.Result, error) { return policy.Result{}, errors.New("eval failed") },
-			reason: ReasonPolicyError, status: 503},
+			reason: reason.PolicyError, status: 503},
 		{name: "global dry-run, policy deny", cfg: Config{TokenRequired: true, DryRun: true, ForwardClaims: forward}, headers: bearer("good"),
-			dryRun: true, reason: ReasonPolicyDenied, status: 403, upClID: "service-client-id"},
+			dryRun: true, reason: reason.PolicyDenied, status: 403, upClID: "service-client-id"},
 		{name: "global dry-run, bad token: no claims forwarded", cfg: Config{TokenRequired: true, DryRun: true, ForwardClaims: forward},
 			headers: map[string]string{"authorization": "Bearer forged", "x-client-id": "spoofed"}, dryRun: true, reason: "signature_invalid", status: 401},
 		{name: "route dry-run ignored without permission", cfg: Config{TokenRequired: true}, ext: map[string]string{ExtDryRun: "true"}, headers: bearer("good"),
-			reason: ReasonPolicyDenied, status: 403},
+			reason: reason.PolicyDenied, status: 403},
 		{name: "route dry-run permitted", cfg: Config{TokenRequired: true, AllowDryRunRoutes: true}, ext: map[string]string{ExtDryRun: "true"}, headers: bearer("good"),
-			dryRun: true, reason: ReasonPolicyDenied, status: 403},
+			dryRun: true, reason: reason.PolicyDenied, status: 403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -622,7 +623,7 @@ func TestNoPolicyLoadedIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := a.Check(context.Background(), httpRequest("GET", "/", bearer("good")))
-	if d.Allowed || d.Status != 503 || d.Reason != ReasonNoPolicy {
+	if d.Allowed || d.Status != 503 || d.Reason != reason.NoPolicy {
 		t.Fatalf("decision = %+v", d)
 	}
 }
@@ -693,7 +694,7 @@ func (nilVerifier) Verify(context.Context, string) (*token.Token, error) { retur
 func TestVerifierReturningNothingIsADeny(t *testing.T) {
 	d := newAuthorizer(t, Config{TokenRequired: false}, nilVerifier{}, &fakePolicy{fn: allowAll}).
 		Check(context.Background(), httpRequest("GET", "/orders", bearer("anything")))
-	if d.Allowed || d.Status != 503 || d.Reason != ReasonInternal {
+	if d.Allowed || d.Status != 503 || d.Reason != reason.Internal {
 		t.Fatalf("allowed %v status %d reason %q, want a 503 internal_error deny", d.Allowed, d.Status, d.Reason)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/claimcheck/claimcheck/extauthz/introspect"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 	"github.com/claimcheck/claimcheck/policy"
@@ -58,8 +59,8 @@ func TestIntrospectedTokensDecide(t *testing.T) {
 		reason  string
 		kind    string
 	}{
-		{"an active opaque token reaches the policy", "opaque-ok", false, true, 200, ReasonAllowed, token.KindOpaque},
-		{"a JWT is still verified locally", jwtShaped, false, true, 200, ReasonAllowed, token.KindJWT},
+		{"an active opaque token reaches the policy", "opaque-ok", false, true, 200, reason.Allowed, token.KindOpaque},
+		{"a JWT is still verified locally", jwtShaped, false, true, 200, reason.Allowed, token.KindJWT},
 		{"an inactive opaque token is 401", "opaque-unknown", false, false, 401, "token_inactive", ""},
 		{"an outage is 503, never an allow", "opaque-other", true, false, 503, "introspection_unavailable", ""},
 		{"an answer saying active twice is 503, never an allow", "opaque-twice", false, false, 503, "introspection_unavailable", ""},
@@ -135,8 +136,8 @@ func TestUserinfoFailureDeniesUnlessContinue(t *testing.T) {
 		{"an outage with on_error deny is 503", introspect.OnErrorDeny, true, "", false, 503, "userinfo_unavailable"},
 		{"a refusal with on_error deny is 401", introspect.OnErrorDeny, false, "", false, 401, "userinfo_rejected"},
 		{"an answer naming two subjects with on_error deny is 503", introspect.OnErrorDeny, false, `{"sub":"mallory","sub":"svc"}`, false, 503, "userinfo_unavailable"},
-		{"an outage with on_error continue", introspect.OnErrorContinue, true, "", true, 200, ReasonAllowed},
-		{"a refusal with on_error continue", introspect.OnErrorContinue, false, "", true, 200, ReasonAllowed},
+		{"an outage with on_error continue", introspect.OnErrorContinue, true, "", true, 200, reason.Allowed},
+		{"a refusal with on_error continue", introspect.OnErrorContinue, false, "", true, 200, reason.Allowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

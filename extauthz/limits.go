@@ -17,18 +17,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"google.golang.org/protobuf/proto"
-)
 
-// Reason codes of requests refused by a limit.
-const (
-	// ReasonHeadersTooLarge: more request headers, or more header bytes,
-	// than Config.MaxHeaders or Config.MaxHeaderBytes allow (431).
-	ReasonHeadersTooLarge = "headers_too_large"
-	// ReasonBodyTooLarge: a request body larger than Config.MaxBodyBytes (413).
-	ReasonBodyTooLarge = "body_too_large"
-	// ReasonDeadline: the caller's deadline, or Config.CheckTimeout, passed
-	// before the decision was made (503).
-	ReasonDeadline = "deadline_exceeded"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 )
 
 // Input keys of the request body, as opa-envoy-plugin names them.
@@ -46,8 +36,7 @@ type bodyInput struct {
 // a policy denies on, so it is all or nothing.
 func (a *Authorizer) headerLimit(r *request) (Decision, bool) {
 	if n := a.cfg.MaxHeaders; n > 0 && len(r.headers) > n {
-		return a.deny(http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge, "invalid_request",
-			fmt.Sprintf("the request has %d headers, more than the %d allowed", len(r.headers), n), nil), false
+		return a.denial(reason.HeadersTooLarge, fmt.Sprintf("the request has %d headers, more than the %d allowed", len(r.headers), n)), false
 	}
 	if n := a.cfg.MaxHeaderBytes; n > 0 {
 		size := 0
@@ -55,8 +44,7 @@ func (a *Authorizer) headerLimit(r *request) (Decision, bool) {
 			size += len(k) + len(v)
 		}
 		if size > n {
-			return a.deny(http.StatusRequestHeaderFieldsTooLarge, ReasonHeadersTooLarge, "invalid_request",
-				fmt.Sprintf("the request headers are %d bytes, more than the %d allowed", size, n), nil), false
+			return a.denial(reason.HeadersTooLarge, fmt.Sprintf("the request headers are %d bytes, more than the %d allowed", size, n)), false
 		}
 	}
 	return Decision{}, true
@@ -82,12 +70,11 @@ func (a *Authorizer) requestBody(req *authv3.CheckRequest, r *request) (_ *authv
 		return req, nil, Decision{}, true
 	}
 	if n > a.cfg.MaxBodyBytes {
-		return nil, nil, a.deny(http.StatusRequestEntityTooLarge, ReasonBodyTooLarge, "invalid_request",
-			fmt.Sprintf("the request body is %d bytes, more than the %d allowed", n, a.cfg.MaxBodyBytes), nil), false
+		return nil, nil, a.denial(reason.BodyTooLarge, fmt.Sprintf("the request body is %d bytes, more than the %d allowed", n, a.cfg.MaxBodyBytes)), false
 	}
 	body, err := parseBody(r.headers, raw)
 	if err != nil {
-		return nil, nil, a.deny(http.StatusBadRequest, ReasonBadRequest, "invalid_request", "request body: "+err.Error(), nil), false
+		return nil, nil, a.denial(reason.BadRequest, "request body: "+err.Error()), false
 	}
 	return req, body, Decision{}, true
 }
@@ -211,9 +198,5 @@ func (a *Authorizer) pastDeadline(ctx context.Context, d *Decision) {
 	if ctx.Err() == nil || (!d.Allowed && d.Status != http.StatusServiceUnavailable) {
 		return
 	}
-	n := a.unavailable(ReasonDeadline, "the decision was not made before the deadline")
-	d.Allowed, d.DryRun = false, false
-	d.Status, d.Reason, d.Description = n.Status, n.Reason, n.Description
-	d.UpstreamHeaders, d.RemoveHeaders, d.ResponseHeaders = nil, nil, nil
-	d.DenyHeaders, d.Body, d.DynamicMetadata = n.DenyHeaders, n.Body, n.DynamicMetadata
+	d.replaceAnswer(a.denial(reason.Deadline, "the decision was not made before the deadline"))
 }

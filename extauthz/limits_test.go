@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/policy"
 )
@@ -36,13 +36,13 @@ func TestHeaderLimitsDenyWholeRequests(t *testing.T) {
 		status  int
 		reason  string
 	}{
-		{"at the count limit", Config{MaxHeaders: 20}, manyHeaders(20), 200, ReasonAllowed},
-		{"one header over the count", Config{MaxHeaders: 20}, manyHeaders(21), 431, ReasonHeadersTooLarge},
-		{"under the byte limit", Config{MaxHeaderBytes: 2000}, big, 200, ReasonAllowed},
-		{"over the byte limit", Config{MaxHeaderBytes: 1000}, big, 431, ReasonHeadersTooLarge},
-		{"no limits", Config{}, manyHeaders(500), 200, ReasonAllowed},
+		{"at the count limit", Config{MaxHeaders: 20}, manyHeaders(20), 200, reason.Allowed},
+		{"one header over the count", Config{MaxHeaders: 20}, manyHeaders(21), 431, reason.HeadersTooLarge},
+		{"under the byte limit", Config{MaxHeaderBytes: 2000}, big, 200, reason.Allowed},
+		{"over the byte limit", Config{MaxHeaderBytes: 1000}, big, 431, reason.HeadersTooLarge},
+		{"no limits", Config{}, manyHeaders(500), 200, reason.Allowed},
 		{"over the limit without a token: 431, not 401", Config{MaxHeaderBytes: 1000, TokenRequired: true},
-			map[string]string{"x-a": strings.Repeat("b", 5000)}, 431, ReasonHeadersTooLarge},
+			map[string]string{"x-a": strings.Repeat("b", 5000)}, 431, reason.HeadersTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,10 +143,10 @@ func TestRequestBodyRefusals(t *testing.T) {
 		status      int
 		reason      string
 	}{
-		{"larger than the limit", "text/plain", strings.Repeat("x", 101), http.StatusRequestEntityTooLarge, ReasonBodyTooLarge},
-		{"invalid json", "application/json", `{"a":`, http.StatusBadRequest, ReasonBadRequest},
-		{"json with trailing data", "application/json", `{"a":1} {}`, http.StatusBadRequest, ReasonBadRequest},
-		{"multipart without its end", "multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nv", http.StatusBadRequest, ReasonBadRequest},
+		{"larger than the limit", "text/plain", strings.Repeat("x", 101), http.StatusRequestEntityTooLarge, reason.BodyTooLarge},
+		{"invalid json", "application/json", `{"a":`, http.StatusBadRequest, reason.BadRequest},
+		{"json with trailing data", "application/json", `{"a":1} {}`, http.StatusBadRequest, reason.BadRequest},
+		{"multipart without its end", "multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nv", http.StatusBadRequest, reason.BadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,15 +206,15 @@ func TestNoAllowAfterTheDeadline(t *testing.T) {
 	}{
 		{"caller's deadline passes during evaluation", Config{}, func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 50*time.Millisecond)
-		}, &latePolicy{}, "good", ReasonDeadline},
-		{"check timeout passes during evaluation", Config{CheckTimeout: 50 * time.Millisecond}, nil, &latePolicy{}, "good", ReasonDeadline},
-		{"dry-run does not allow after the deadline", Config{CheckTimeout: 50 * time.Millisecond, DryRun: true}, nil, &latePolicy{}, "good", ReasonDeadline},
+		}, &latePolicy{}, "good", reason.Deadline},
+		{"check timeout passes during evaluation", Config{CheckTimeout: 50 * time.Millisecond}, nil, &latePolicy{}, "good", reason.Deadline},
+		{"dry-run does not allow after the deadline", Config{CheckTimeout: 50 * time.Millisecond, DryRun: true}, nil, &latePolicy{}, "good", reason.Deadline},
 		{"caller's deadline passed before the check started", Config{}, func() (context.Context, context.CancelFunc) { return expired, func() {} },
-			&fakePolicy{fn: allowAll}, "good", ReasonDeadline},
+			&fakePolicy{fn: allowAll}, "good", reason.Deadline},
 		{"a token rejected as the deadline passes keeps its reason", Config{CheckTimeout: 50 * time.Millisecond},
 			nil, &fakePolicy{fn: allowAll}, "slow-forged", "signature_invalid"},
 		{"a policy error past the deadline is put down to it", Config{CheckTimeout: 50 * time.Millisecond}, nil,
-			&latePolicy{err: context.DeadlineExceeded}, "good", ReasonDeadline},
+			&latePolicy{err: context.DeadlineExceeded}, "good", reason.Deadline},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,22 +228,12 @@ func TestNoAllowAfterTheDeadline(t *testing.T) {
 			if d.Allowed || d.Reason != tt.reason {
 				t.Fatalf("decision = allowed %v, %d %s, want a deny with %s", d.Allowed, d.Status, d.Reason, tt.reason)
 			}
-			if tt.reason == ReasonDeadline && (d.Status != 503 || d.DryRun || len(d.UpstreamHeaders) > 0) {
+			if tt.reason == reason.Deadline && (d.Status != 503 || d.DryRun || len(d.UpstreamHeaders) > 0) {
 				t.Errorf("deadline deny = %+v", d)
 			}
 			if meta := d.DynamicMetadata["claimcheck"].(map[string]any); meta["reason"] != tt.reason {
 				t.Errorf("metadata reason = %v", meta["reason"])
 			}
 		})
-	}
-}
-
-// TestLimitReasonsAreKnown: metrics label decisions by reason from
-// Reasons(), which must list the limits' codes.
-func TestLimitReasonsAreKnown(t *testing.T) {
-	for _, r := range []string{ReasonHeadersTooLarge, ReasonBodyTooLarge, ReasonDeadline} {
-		if !slices.Contains(Reasons(), r) {
-			t.Errorf("Reasons() lacks %q", r)
-		}
 	}
 }

@@ -1,11 +1,6 @@
 package extauthz
 
-import (
-	"fmt"
-	"slices"
-
-	"github.com/claimcheck/claimcheck/extauthz/token"
-)
+import "fmt"
 
 // Observer is told about every decision once it is made, e.g. to count it
 // in metrics (package extauthz/metrics). ObserveDecision runs on the Check's
@@ -23,14 +18,4 @@ func (a *Authorizer) observe(d *Decision) {
 		}
 	}()
 	a.cfg.Observer.ObserveDecision(d)
-}
-
-// Reasons returns every reason code a Decision can carry, sorted: a fixed
-// set, so that metrics labelled by reason stay bounded.
-func Reasons() []string {
-	r := append(token.Reasons(), ReasonAllowed, ReasonMissingToken, ReasonBadRequest, ReasonPathInvalid, ReasonForwardedUntrusted, ReasonPolicyDenied,
-		ReasonPolicyUndefined, ReasonPolicyError, ReasonRuleUnknown, ReasonNoPolicy, ReasonInternal,
-		ReasonHeadersTooLarge, ReasonBodyTooLarge, ReasonDeadline)
-	slices.Sort(r)
-	return slices.Compact(r)
 }

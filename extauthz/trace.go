@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	grpcmd "google.golang.org/grpc/metadata"
 
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/policy"
 )
@@ -135,7 +136,7 @@ func (a *Authorizer) verify(ctx context.Context, raw string) (*token.Token, erro
 	case err == nil:
 		span.SetAttributes(attribute.String("claimcheck.issuer", tok.Issuer))
 		span.End()
-	case errors.Is(err, token.ErrKeysUnavailable) || token.Reason(err) == ReasonInternal:
+	case errors.Is(err, token.ErrKeysUnavailable) || token.Reason(err) == reason.Internal:
 		endStage(span, token.Reason(err), err)
 	default: // a rejected token is an answer, not a failure
 		span.SetAttributes(attribute.String("claimcheck.reason", token.Reason(err)))
@@ -153,10 +154,10 @@ func endPolicy(span trace.Span, rule, revision string, res policy.Result, err er
 	}
 	switch {
 	case errors.Is(err, policy.ErrUndefined):
-		span.SetAttributes(attribute.String("claimcheck.reason", ReasonPolicyUndefined))
+		span.SetAttributes(attribute.String("claimcheck.reason", reason.PolicyUndefined))
 		span.End()
 	case err != nil:
-		endStage(span, ReasonPolicyError, err)
+		endStage(span, reason.PolicyError, err)
 	default:
 		span.SetAttributes(attribute.Bool("claimcheck.allowed", res.Allowed))
 		span.End()

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	grpcmd "google.golang.org/grpc/metadata"
 
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/policy"
 )
@@ -90,7 +91,7 @@ func TestCheckSpanContinuesTheForwardedTrace(t *testing.T) {
 				}
 			}
 			for key, want := range map[string]string{
-				"claimcheck.reason": ReasonAllowed, "claimcheck.issuer": goodToken.Issuer, "url.path": "/orders",
+				"claimcheck.reason": reason.Allowed, "claimcheck.issuer": goodToken.Issuer, "url.path": "/orders",
 				"http.request.method": "GET", "claimcheck.policy.revision": "rev-1",
 			} {
 				if got, _ := attr(check, key); got.Emit() != want {

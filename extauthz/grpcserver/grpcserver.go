@@ -27,9 +27,11 @@ import (
 // AuthorizationService is the service name health is reported under, besides "".
 const AuthorizationService = "envoy.service.auth.v3.Authorization"
 
-// Checker makes decisions; *extauthz.Authorizer is one.
+// Checker makes decisions; *extauthz.Authorizer is one. A panic that
+// escapes Check is answered with Panicked's deny, recorded as any other.
 type Checker interface {
 	Check(ctx context.Context, req *authv3.CheckRequest) extauthz.Decision
+	Panicked(ctx context.Context, req *authv3.CheckRequest, p any) extauthz.Decision
 }
 
 // Server is the ext_authz gRPC server.
@@ -91,8 +93,7 @@ func (s *Server) Stop(ctx context.Context) {
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			s.log.Error("check panicked; denying", "panic", fmt.Sprint(p))
-			resp = Response(extauthz.Decision{Status: http.StatusServiceUnavailable, Reason: extauthz.ReasonInternal})
+			resp = Response(s.checker.Panicked(ctx, req, p))
 		}
 	}()
 	return Response(s.checker.Check(ctx, req)), nil

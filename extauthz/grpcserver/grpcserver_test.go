@@ -3,6 +3,7 @@ package grpcserver
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/policy"
 )
 
@@ -100,7 +102,8 @@ func BenchmarkResponse(b *testing.B) {
 	}
 }
 
-type panickingChecker struct{}
+// panickingChecker's Check panics; its Panicked is a real Authorizer's.
+type panickingChecker struct{ *extauthz.Authorizer }
 
 func (panickingChecker) Check(context.Context, *authv3.CheckRequest) extauthz.Decision {
 	panic("observer bug")
@@ -109,7 +112,11 @@ func (panickingChecker) Check(context.Context, *authv3.CheckRequest) extauthz.De
 // TestCheckPanicIsADeny: a panic that escapes the Checker answers a 503
 // deny rather than crashing the server.
 func TestCheckPanicIsADeny(t *testing.T) {
-	resp, err := New(panickingChecker{}, nil).Check(context.Background(), &authv3.CheckRequest{})
+	a, err := extauthz.New(extauthz.Config{}, nopVerifier{}, extauthz.StaticPolicy(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := New(panickingChecker{a}, nil).Check(context.Background(), &authv3.CheckRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,4 +124,16 @@ func TestCheckPanicIsADeny(t *testing.T) {
 		resp.GetDeniedResponse().GetStatus().GetCode() != 503 {
 		t.Fatalf("response = %v, want a 503 deny", resp)
 	}
+	// The same deny as the core's: the reason in the metadata, a JSON body.
+	meta := resp.GetDynamicMetadata().AsMap()["claimcheck"].(map[string]any)
+	if meta["reason"] != "internal_error" || meta["decision_id"] == "" || !strings.Contains(resp.GetDeniedResponse().GetBody(), "temporarily_unavailable") {
+		t.Errorf("metadata %v, body %q", meta, resp.GetDeniedResponse().GetBody())
+	}
+}
+
+// nopVerifier verifies nothing; the tests using it never get to a token.
+type nopVerifier struct{}
+
+func (nopVerifier) Verify(context.Context, string) (*token.Token, error) {
+	return nil, token.ErrSignature
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/httpserver"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 	"github.com/claimcheck/claimcheck/policy"
 )
@@ -109,14 +110,14 @@ func FuzzForwardAuth(f *testing.F) {
 		if !ok {
 			return
 		}
-		reason := w.Header().Get(httpserver.HeaderReason)
-		if reason == "" || reason == extauthz.ReasonInternal {
-			t.Fatalf("status %d reason %q for %q", w.Code, reason, raw)
+		code := w.Header().Get(httpserver.HeaderReason)
+		if code == "" || code == reason.Internal {
+			t.Fatalf("status %d code %q for %q", w.Code, code, raw)
 		}
 		switch {
 		case w.Code == http.StatusOK:
-			if ids := w.Header().Values("X-Client-Id"); reason != extauthz.ReasonAllowed || len(ids) != 1 || ids[0] != "fuzz-client" {
-				t.Fatalf("allowed without the genuine token: reason %q, X-Client-Id %q, request %q", reason, ids, raw)
+			if ids := w.Header().Values("X-Client-Id"); code != reason.Allowed || len(ids) != 1 || ids[0] != "fuzz-client" {
+				t.Fatalf("allowed without the genuine token: code %q, X-Client-Id %q, request %q", code, ids, raw)
 			}
 		case w.Code < 400 || w.Code > 599:
 			t.Fatalf("status %d for %q", w.Code, raw)

@@ -14,6 +14,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 )
 
 // recorder is a Checker that records the CheckRequests it gets and answers
@@ -29,9 +30,26 @@ func (c *recorder) Check(_ context.Context, req *authv3.CheckRequest) extauthz.D
 	c.reqs = append(c.reqs, req)
 	c.mu.Unlock()
 	if c.decide == nil {
-		return extauthz.Decision{Allowed: true, Status: 200, Reason: extauthz.ReasonAllowed}
+		return extauthz.Decision{Allowed: true, Status: 200, Reason: reason.Allowed}
 	}
 	return c.decide(req)
+}
+
+// refuser answers the recorder's Refuse and Panicked as a real Authorizer does.
+var refuser = func() *extauthz.Authorizer {
+	a, err := extauthz.New(extauthz.Config{}, oneToken{}, extauthz.StaticPolicy(&inputRecorder{}), nil)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}()
+
+func (c *recorder) Refuse(ctx context.Context, req *authv3.CheckRequest, code, desc string) extauthz.Decision {
+	return refuser.Refuse(ctx, req, code, desc)
+}
+
+func (c *recorder) Panicked(ctx context.Context, req *authv3.CheckRequest, p any) extauthz.Decision {
+	return refuser.Panicked(ctx, req, p)
 }
 
 func (c *recorder) calls() int {

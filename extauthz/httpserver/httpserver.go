@@ -2,14 +2,12 @@ package httpserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/policy"
 )
 
@@ -24,6 +23,9 @@ import (
 const (
 	// HeaderReason carries the decision's reason code, for the proxy's logs.
 	HeaderReason = "X-Claimcheck-Reason"
+	// HeaderDecisionID carries the decision's ID, as in claimcheck's logs
+	// and Envoy's dynamic metadata (decision_id).
+	HeaderDecisionID = "X-Claimcheck-Decision-Id"
 	// HeaderDryRun is "true" when the request was allowed only by dry-run.
 	HeaderDryRun = "X-Claimcheck-Dry-Run"
 	// HeaderRemove lists the headers to remove from the upstream request;
@@ -31,9 +33,14 @@ const (
 	HeaderRemove = "X-Envoy-Auth-Headers-To-Remove"
 )
 
-// Checker makes decisions; *extauthz.Authorizer is one.
+// Checker makes decisions; *extauthz.Authorizer is one. The handler's own
+// refusals (a request it cannot map, a panic, a decision it cannot send)
+// go through Refuse and Panicked, so they are answered, logged and counted
+// as the Checker's denies are.
 type Checker interface {
 	Check(ctx context.Context, req *authv3.CheckRequest) extauthz.Decision
+	Refuse(ctx context.Context, req *authv3.CheckRequest, code, desc string) extauthz.Decision
+	Panicked(ctx context.Context, req *authv3.CheckRequest, p any) extauthz.Decision
 }
 
 // Config configures the forward-auth handler.
@@ -84,45 +91,60 @@ func (h *forwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // answer decides r. It never panics: a panic is a 503 deny.
 func (h *forwardAuth) answer(r *http.Request) (a answer) {
+	asked := askedAbout(r)
 	defer func() {
 		if p := recover(); p != nil {
-			h.log.Error("forward-auth panicked; denying", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			a = errorAnswer(http.StatusServiceUnavailable, extauthz.ReasonInternal, "temporarily_unavailable", "internal error")
+			a = h.render(h.checker.Panicked(r.Context(), asked, p))
 		}
 	}()
 	req, err := h.mapper.checkRequest(r)
 	if err != nil {
 		var re *requestError
 		if !errors.As(err, &re) {
-			re = &requestError{status: http.StatusBadRequest, msg: err.Error()}
+			re = &requestError{msg: err.Error()}
 		}
-		reason := re.reason
+		code := re.reason
 		switch {
-		case reason == extauthz.ReasonForwardedUntrusted:
+		case code == reason.ForwardedUntrusted:
 			// A deployment mistake (a proxy missing from trusted_proxies)
 			// or a client's forgery: worth a warning, but not one per request.
 			h.untrusted.Do(func() {
 				h.log.Warn("forward-auth request refused: forwarding headers from an untrusted peer (logged at most once a minute)",
 					"err", re.msg, "remote", r.RemoteAddr)
 			})
-		case re.status == http.StatusRequestHeaderFieldsTooLarge:
-			reason = extauthz.ReasonHeadersTooLarge // the same code as over gRPC
-		case reason == "":
-			reason = extauthz.ReasonBadRequest
+		case code == "":
+			code = reason.BadRequest
 		}
-		h.log.Debug("forward-auth request refused", "status", re.status, "reason", reason, "err", re.msg, "remote", r.RemoteAddr)
-		return errorAnswer(re.status, reason, "invalid_request", re.msg)
+		return h.render(h.checker.Refuse(r.Context(), asked, code, re.msg))
 	}
 	d := h.checker.Check(r.Context(), req)
 	a, err = decisionAnswer(d)
 	if err != nil {
 		h.log.Error("decision cannot be sent over HTTP; denying", "reason", d.Reason, "id", d.ID, "err", err)
-		return errorAnswer(http.StatusServiceUnavailable, extauthz.ReasonInternal, "temporarily_unavailable", "internal error")
-	}
-	if !d.Allowed && d.Status != a.status {
-		h.log.Warn("a deny cannot be sent with this status; sending 403", "status", d.Status, "reason", d.Reason, "id", d.ID)
+		return h.render(h.checker.Refuse(r.Context(), req, reason.Internal, "internal error"))
 	}
 	return a
+}
+
+// render writes d, a deny of the Checker's own making, as HTTP; should even
+// that fail, the answer is a bare 503.
+func (h *forwardAuth) render(d extauthz.Decision) answer {
+	a, err := decisionAnswer(d)
+	if err != nil || a.status == http.StatusOK {
+		h.log.Error("a refusal cannot be sent over HTTP; answering a bare 503", "reason", d.Reason, "err", err)
+		return answer{status: http.StatusServiceUnavailable, header: http.Header{HeaderReason: {reason.Internal}}}
+	}
+	return a
+}
+
+// askedAbout is what the logs say r asked about when it cannot be mapped:
+// its own method, host, path (never the query, which may hold a token)
+// and request ID.
+func askedAbout(r *http.Request) *authv3.CheckRequest {
+	path, _, _ := strings.Cut(r.RequestURI, "?")
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: r.Method, Host: r.Host, Path: path, Id: r.Header.Get(hRequestID)},
+	}}}
 }
 
 // answer is an HTTP response, built whole before anything is written.
@@ -140,18 +162,6 @@ func (a answer) write(w http.ResponseWriter) {
 	if a.body != "" {
 		_, _ = io.WriteString(w, a.body)
 	}
-}
-
-// errorAnswer is a JSON error answer, as the decision path's denies are.
-func errorAnswer(status int, reason, oauthErr, desc string) answer {
-	b, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}{oauthErr, desc})
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set(HeaderReason, reason)
-	return answer{status: status, header: h, body: string(b)}
 }
 
 // decisionAnswer writes d as HTTP. Its error says why d cannot be sent.
@@ -179,9 +189,9 @@ func decisionAnswer(d extauthz.Decision) (answer, error) {
 			a.header.Set(HeaderRemove, strings.Join(remove, ", "))
 		}
 	} else {
-		a.status = d.Status
-		if a.status < 300 || a.status > 599 {
-			a.status = http.StatusForbidden
+		// The Authorizer keeps deny statuses in range (its sanitize step).
+		if a.status = d.Status; a.status < 300 || a.status > 599 {
+			return answer{}, fmt.Errorf("deny status %d", d.Status)
 		}
 		if err := addHeaders(a.header, d.DenyHeaders); err != nil {
 			return answer{}, fmt.Errorf("deny headers: %w", err)
@@ -192,6 +202,9 @@ func decisionAnswer(d extauthz.Decision) (answer, error) {
 		}
 	}
 	a.header.Set(HeaderReason, d.Reason)
+	if d.ID != "" {
+		a.header.Set(HeaderDecisionID, d.ID)
+	}
 	if d.DryRun {
 		a.header.Set(HeaderDryRun, "true")
 	}

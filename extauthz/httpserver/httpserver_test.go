@@ -2,6 +2,7 @@ package httpserver_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/httpserver"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/policy"
 )
 
@@ -89,22 +91,23 @@ func TestForwardAuthAnswers(t *testing.T) {
 			headers:  map[string][]string{"X-Claimcheck-Reason": {"policy_error"}},
 			body:     `{"error":"temporarily_unavailable"}`,
 		},
+		// The Authorizer sends such statuses as 403 (deny_test.go); one that
+		// still reaches the adapter cannot be sent, and is refused.
 		{
-			name:     "deny with a 2xx status is a 403, never an allow",
+			name:     "deny with a 2xx status is a 503, never an allow",
 			decision: extauthz.Decision{Status: 200, Reason: "policy_denied", Body: "no"},
-			status:   403,
-			headers:  map[string][]string{"X-Claimcheck-Reason": {"policy_denied"}},
-			body:     "no",
+			status:   503,
+			headers:  map[string][]string{"X-Claimcheck-Reason": {"internal_error"}},
 		},
 		{
-			name:     "deny with a 1xx status is a 403",
+			name:     "deny with a 1xx status is a 503",
 			decision: extauthz.Decision{Status: 101, Reason: "policy_denied"},
-			status:   403,
+			status:   503,
 		},
 		{
-			name:     "deny without a status is a 403",
+			name:     "deny without a status is a 503",
 			decision: extauthz.Decision{Reason: "policy_denied"},
-			status:   403,
+			status:   503,
 		},
 		{
 			name: "framing headers in a decision are left out",
@@ -166,13 +169,22 @@ func TestForwardAuthAnswers(t *testing.T) {
 	}
 }
 
+// panicky is a Checker whose Check panics; its refusals are a real
+// Authorizer's, logging to log.
+type panicky struct{ *extauthz.Authorizer }
+
+func (panicky) Check(context.Context, *authv3.CheckRequest) extauthz.Decision { panic("boom") }
+
 // TestForwardAuthPanicIsA503: a panic on the decision path still answers,
 // with a 503 deny, and is logged.
 func TestForwardAuthPanicIsA503(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	rec := &recorder{decide: func(*authv3.CheckRequest) extauthz.Decision { panic("boom") }}
-	h := httpserver.NewForwardAuth(rec, httpserver.Config{}, log)
+	a, err := extauthz.New(extauthz.Config{}, oneToken{}, extauthz.StaticPolicy(&inputRecorder{}), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httpserver.NewForwardAuth(panicky{a}, httpserver.Config{}, nil)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, fwdRequest{target: "/orders", host: "api", remote: "203.0.113.7:5000"}.build())
 	if w.Code != http.StatusServiceUnavailable {
@@ -182,7 +194,7 @@ func TestForwardAuthPanicIsA503(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["error"] != "temporarily_unavailable" {
 		t.Errorf("body %q (%v), want a JSON temporarily_unavailable", w.Body, err)
 	}
-	if r := w.Header().Get("X-Claimcheck-Reason"); r != extauthz.ReasonInternal {
+	if r := w.Header().Get("X-Claimcheck-Reason"); r != reason.Internal {
 		t.Errorf("x-claimcheck-reason %q", r)
 	}
 	if !strings.Contains(logs.String(), "boom") {

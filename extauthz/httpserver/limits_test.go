@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/httpserver"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 )
 
 // TestForwardAuthReadsTheBodyWhenConfigured: with a body size (Envoy
@@ -46,7 +46,7 @@ func TestForwardAuthHeaderLimitIsConfigurable(t *testing.T) {
 	big := fwdRequest{target: "/", host: "api", remote: "203.0.113.7:5000", headers: []hdr{{"X-Big", strings.Repeat("a", 5000)}}}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, big.build())
-	if w.Code != 431 || rec.calls() != 0 || w.Header().Get(httpserver.HeaderReason) != extauthz.ReasonHeadersTooLarge {
+	if w.Code != 431 || rec.calls() != 0 || w.Header().Get(httpserver.HeaderReason) != reason.HeadersTooLarge {
 		t.Fatalf("5000 header bytes with a 4096 limit: %d %q, %d checks", w.Code, w.Header().Get(httpserver.HeaderReason), rec.calls())
 	}
 	h = httpserver.NewForwardAuth(rec, httpserver.Config{MaxHeaderBytes: 1 << 20}, nil)

@@ -21,6 +21,7 @@ import (
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/grpcserver"
 	"github.com/claimcheck/claimcheck/extauthz/httpserver"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/extauthz/urlpath"
 	"github.com/claimcheck/claimcheck/policy"
@@ -282,9 +283,9 @@ func TestHostilePathsAreNeverAllowed(t *testing.T) {
 				name := fmt.Sprintf("%s/%s/%.60q", mode, tok, hp.path)
 				t.Run(name, func(t *testing.T) {
 					g := rig.viaGRPC(t, hp.path, tok)
-					want := outcome{http.StatusForbidden, extauthz.ReasonPolicyDenied}
+					want := outcome{http.StatusForbidden, reason.PolicyDenied}
 					if mode == urlpath.Reject && hp.reject {
-						want = outcome{http.StatusBadRequest, extauthz.ReasonPathInvalid}
+						want = outcome{http.StatusBadRequest, reason.PathInvalid}
 					}
 					if mode == urlpath.Resolve {
 						want = resolvedOutcome(hp.path, tok)
@@ -315,15 +316,15 @@ func TestHostilePathsAreNeverAllowed(t *testing.T) {
 func resolvedOutcome(p, tok string) outcome {
 	c, err := urlpath.Canonical(p, urlpath.Resolve)
 	if err != nil {
-		return outcome{http.StatusBadRequest, extauthz.ReasonPathInvalid}
+		return outcome{http.StatusBadRequest, reason.PathInvalid}
 	}
 	if strings.HasPrefix(c.Path, "/admin") {
-		return outcome{http.StatusForbidden, extauthz.ReasonPolicyDenied}
+		return outcome{http.StatusForbidden, reason.PolicyDenied}
 	}
 	if tok == "orders" && !strings.HasPrefix(c.Path, "/orders/") {
-		return outcome{http.StatusForbidden, extauthz.ReasonPolicyDenied}
+		return outcome{http.StatusForbidden, reason.PolicyDenied}
 	}
-	return outcome{http.StatusOK, extauthz.ReasonAllowed}
+	return outcome{http.StatusOK, reason.Allowed}
 }
 
 // TestLookAlikePathsStillPass: what only looks hostile is allowed, the same
@@ -336,7 +337,7 @@ func TestLookAlikePathsStillPass(t *testing.T) {
 			if err != nil || c.Path != la.canonical {
 				t.Fatalf("canonical %q, %v; want %q", c.Path, err, la.canonical)
 			}
-			want := outcome{http.StatusOK, extauthz.ReasonAllowed}
+			want := outcome{http.StatusOK, reason.Allowed}
 			if g := rig.viaGRPC(t, la.target, "orders"); g != want {
 				t.Errorf("gRPC: %+v, want %+v", g, want)
 			}

@@ -13,7 +13,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 )
 
 // maxHeaderBytes is the most request header bytes accepted, Envoy's default
@@ -42,14 +42,14 @@ var hopByHop = map[string]bool{
 // answered with status and never reaches the checker.
 type requestError struct {
 	status int
-	reason string // empty: extauthz.ReasonBadRequest
+	reason string // empty: reason.BadRequest
 	msg    string
 }
 
 func (e *requestError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) error {
-	return &requestError{status: http.StatusBadRequest, msg: fmt.Sprintf(format, args...)}
+	return &requestError{msg: fmt.Sprintf(format, args...)}
 }
 
 // mode is how the original request is read from the forward-auth request.
@@ -77,7 +77,7 @@ func (m mapper) checkRequest(r *http.Request) (*authv3.CheckRequest, error) {
 		limit = maxHeaderBytes
 	}
 	if n := headerBytes(r); n > limit {
-		return nil, &requestError{status: http.StatusRequestHeaderFieldsTooLarge,
+		return nil, &requestError{reason: reason.HeadersTooLarge,
 			msg: fmt.Sprintf("request headers are %d bytes, more than the %d allowed", n, limit)}
 	}
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
@@ -253,7 +253,7 @@ func untrusted(r *http.Request, peer netip.Addr) error {
 	if peer.IsValid() {
 		from = peer.String()
 	}
-	return &requestError{status: http.StatusBadRequest, reason: extauthz.ReasonForwardedUntrusted, msg: fmt.Sprintf(
+	return &requestError{reason: reason.ForwardedUntrusted, msg: fmt.Sprintf(
 		"%s came from %s, which is not in http.trusted_proxies: add the proxy's address there, or stop the header reaching claimcheck",
 		strings.Join(names, " and "), from)}
 }

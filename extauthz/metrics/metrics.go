@@ -4,7 +4,7 @@
 // keeps its own registry; nothing is registered globally.
 //
 // Label values come only from fixed sets — the reason codes
-// (extauthz.Reasons) and the configured issuers — so the number of series
+// (reason.All) and the configured issuers — so the number of series
 // stays bounded whatever the requests hold.
 package metrics
 
@@ -23,6 +23,7 @@ import (
 
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/keys"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 )
 
@@ -93,7 +94,7 @@ func New(cfg Config) *Metrics {
 		issuers: map[string]int{"": 0},
 		state:   &state{},
 	}
-	m.names.reasons = extauthz.Reasons()
+	m.names.reasons = reason.All()
 	for i, r := range m.names.reasons {
 		m.reasons[r] = i
 	}
@@ -179,15 +180,15 @@ func (m *Metrics) ObserveDecision(d *extauthz.Decision) {
 	case !d.Allowed:
 		result = 1
 	}
-	reason, ok := m.reasons[d.Reason]
+	code, ok := m.reasons[d.Reason]
 	if !ok {
-		reason = m.reasons[extauthz.ReasonInternal] // not a reason code: a bug, counted as one
+		code = m.reasons[reason.Internal] // not a reason code: a bug, counted as one
 	}
 	issuer := m.issuers[d.Issuer] // an issuer not configured counts as none
-	i := (result*len(m.names.reasons)+reason)*len(m.names.issuers) + issuer
+	i := (result*len(m.names.reasons)+code)*len(m.names.issuers) + issuer
 	c := m.counter[i].Load()
 	if c == nil {
-		c = &counter{m.checks.WithLabelValues(results[result], m.names.reasons[reason], m.names.issuers[issuer])}
+		c = &counter{m.checks.WithLabelValues(results[result], m.names.reasons[code], m.names.issuers[issuer])}
 		m.counter[i].Store(c)
 	}
 	c.Inc()

@@ -15,6 +15,7 @@ import (
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/keys"
 	"github.com/claimcheck/claimcheck/extauthz/metrics"
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 )
@@ -48,11 +49,11 @@ func series(t *testing.T, g prometheus.Gatherer, name string) map[string]*dto.Me
 func TestChecksAreCountedByResultReasonAndIssuer(t *testing.T) {
 	m := metrics.New(metrics.Config{Issuers: []string{issA, issB}})
 	for _, d := range []extauthz.Decision{
-		{Allowed: true, Reason: extauthz.ReasonAllowed, Issuer: issA},
-		{Allowed: true, Reason: extauthz.ReasonAllowed, Issuer: issA},
+		{Allowed: true, Reason: reason.Allowed, Issuer: issA},
+		{Allowed: true, Reason: reason.Allowed, Issuer: issA},
 		{Reason: "token_expired", Issuer: issB},
-		{Reason: extauthz.ReasonMissingToken},
-		{Allowed: true, DryRun: true, Reason: extauthz.ReasonPolicyDenied, Issuer: issA},
+		{Reason: reason.MissingToken},
+		{Allowed: true, DryRun: true, Reason: reason.PolicyDenied, Issuer: issA},
 		{Reason: "issuer_unknown", Issuer: "https://not-configured.example.com"}, // counted under no issuer
 		{Reason: "made_up_reason", Issuer: issA},                                 // counted as internal_error
 	} {
@@ -79,9 +80,9 @@ func TestChecksAreCountedByResultReasonAndIssuer(t *testing.T) {
 
 func TestCheckLatencyIsRecordedPerStage(t *testing.T) {
 	m := metrics.New(metrics.Config{Issuers: []string{issA}})
-	m.ObserveDecision(&extauthz.Decision{Allowed: true, Reason: extauthz.ReasonAllowed, Issuer: issA,
+	m.ObserveDecision(&extauthz.Decision{Allowed: true, Reason: reason.Allowed, Issuer: issA,
 		Latency: 3 * time.Millisecond, TokenLatency: 20 * time.Microsecond, PolicyLatency: 2 * time.Millisecond})
-	m.ObserveDecision(&extauthz.Decision{Reason: extauthz.ReasonMissingToken, Latency: 40 * time.Microsecond})
+	m.ObserveDecision(&extauthz.Decision{Reason: reason.MissingToken, Latency: 40 * time.Microsecond})
 
 	total := series(t, m.Registry(), "claimcheck_check_duration_seconds")[""].GetHistogram()
 	if total.GetSampleCount() != 2 || !near(total.GetSampleSum(), 0.00304) {
@@ -112,7 +113,7 @@ func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
 // occurred, counting it again costs no allocation.
 func TestObserveDecisionDoesNotAllocate(t *testing.T) {
 	m := metrics.New(metrics.Config{Issuers: []string{issA}})
-	d := &extauthz.Decision{Allowed: true, Reason: extauthz.ReasonAllowed, Issuer: issA,
+	d := &extauthz.Decision{Allowed: true, Reason: reason.Allowed, Issuer: issA,
 		Latency: time.Millisecond, TokenLatency: time.Microsecond, PolicyLatency: 500 * time.Microsecond}
 	m.ObserveDecision(d)
 	if n := testing.AllocsPerRun(100, func() { m.ObserveDecision(d) }); n != 0 {
@@ -244,7 +245,7 @@ func TestHandlerServesRuntimeProcessAndBuildMetrics(t *testing.T) {
 // BenchmarkObserveDecision is what metrics add to every Check.
 func BenchmarkObserveDecision(b *testing.B) {
 	m := metrics.New(metrics.Config{Issuers: []string{issA, issB}})
-	d := &extauthz.Decision{Allowed: true, Reason: extauthz.ReasonAllowed, Issuer: issA,
+	d := &extauthz.Decision{Allowed: true, Reason: reason.Allowed, Issuer: issA,
 		Latency: time.Millisecond, TokenLatency: time.Microsecond, PolicyLatency: 500 * time.Microsecond}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 )
 
 // Cache defaults.
@@ -325,7 +327,7 @@ func negativeCacheable(err error) bool {
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false
 	}
-	return Reason(err) != reasonInternal
+	return Reason(err) != reason.Internal
 }
 
 // entry is a cached verification result: tok, or err when tok is nil.

@@ -3,6 +3,8 @@ package token
 import (
 	"errors"
 	"fmt"
+
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 )
 
 // Sentinel errors. Every rejection from Verify wraps exactly one of them;
@@ -63,39 +65,36 @@ var reasons = []struct {
 	err  error
 	code string
 }{
-	{ErrTooLarge, "token_too_large"},
-	{ErrMalformed, "token_malformed"},
-	{ErrIssuerUnknown, "issuer_unknown"},
-	{ErrAlgorithm, "algorithm_not_allowed"},
-	{ErrUnsupportedHeader, "header_unsupported"},
-	{ErrKeyUnknown, "key_unknown"},
-	{ErrSignature, "signature_invalid"},
-	{ErrExpired, "token_expired"},
-	{ErrNoExpiry, "exp_missing"},
-	{ErrNotYetValid, "token_not_yet_valid"},
-	{ErrIssuedInFuture, "iat_in_future"},
-	{ErrTyp, "typ_mismatch"},
-	{ErrAudience, "audience_mismatch"},
-	{ErrClaims, "claims_invalid"},
-	{ErrKeysUnavailable, "issuer_keys_unavailable"},
-	{ErrInactive, "token_inactive"},
-	{ErrIntrospectionUnavailable, "introspection_unavailable"},
-	{ErrUserinfoRejected, "userinfo_rejected"},
-	{ErrUserinfoUnavailable, "userinfo_unavailable"},
+	{ErrTooLarge, reason.TokenTooLarge},
+	{ErrMalformed, reason.TokenMalformed},
+	{ErrIssuerUnknown, reason.IssuerUnknown},
+	{ErrAlgorithm, reason.Algorithm},
+	{ErrUnsupportedHeader, reason.HeaderUnsupported},
+	{ErrKeyUnknown, reason.KeyUnknown},
+	{ErrSignature, reason.Signature},
+	{ErrExpired, reason.Expired},
+	{ErrNoExpiry, reason.NoExpiry},
+	{ErrNotYetValid, reason.NotYetValid},
+	{ErrIssuedInFuture, reason.IssuedInFuture},
+	{ErrTyp, reason.Typ},
+	{ErrAudience, reason.Audience},
+	{ErrClaims, reason.Claims},
+	{ErrKeysUnavailable, reason.KeysUnavailable},
+	{ErrInactive, reason.Inactive},
+	{ErrIntrospectionUnavailable, reason.IntrospectionUnavailable},
+	{ErrUserinfoRejected, reason.UserinfoRejected},
+	{ErrUserinfoUnavailable, reason.UserinfoUnavailable},
 }
 
-// reasonInternal is the code of errors that wrap no sentinel.
-const reasonInternal = "internal_error"
-
 // Reason returns a stable snake_case code for err, suitable for metrics
-// and logs: the code of the sentinel err wraps, or "internal_error".
+// and logs: the code of the sentinel err wraps, or reason.Internal.
 func Reason(err error) string {
 	for _, r := range reasons {
 		if errors.Is(err, r.err) {
 			return r.code
 		}
 	}
-	return reasonInternal
+	return reason.Internal
 }
 
 // Reasons returns every code Reason can return.
@@ -104,7 +103,7 @@ func Reasons() []string {
 	for _, r := range reasons {
 		out = append(out, r.code)
 	}
-	return append(out, reasonInternal)
+	return append(out, reason.Internal)
 }
 
 // Unavailable reports whether err says the issuer could not be consulted
