@@ -54,7 +54,8 @@ func TestNginxAuthRequest(t *testing.T) {
 		url: proxyURL, upstream: up, claimcheck: cc,
 		// nginx answers a denial with its own error page, not claimcheck's
 		// JSON body, and turns every auth failure other than 401/403 into 500.
-		jsonDenyBody: false, downStatus: http.StatusInternalServerError,
+		// claimcheck's 400 for a path it refuses is such a failure too.
+		jsonDenyBody: false, downStatus: http.StatusInternalServerError, badPathStatus: http.StatusInternalServerError,
 	})
 
 	// The shipped log_format records claimcheck's reason per request.
@@ -97,16 +98,17 @@ func TestCaddyForwardAuth(t *testing.T) {
 		url: proxyURL, upstream: up, claimcheck: cc,
 		// Caddy returns a non-2xx auth answer to the client as it is, and
 		// answers 502 when claimcheck cannot be reached.
-		jsonDenyBody: true, downStatus: http.StatusBadGateway,
+		jsonDenyBody: true, downStatus: http.StatusBadGateway, badPathStatus: http.StatusBadRequest,
 	})
 }
 
 type proxyCase struct {
-	url          string
-	upstream     *recordingUpstream
-	claimcheck   *server
-	jsonDenyBody bool // the client gets claimcheck's JSON deny body
-	downStatus   int  // the client's status once claimcheck is down
+	url           string
+	upstream      *recordingUpstream
+	claimcheck    *server
+	jsonDenyBody  bool // the client gets claimcheck's JSON deny body
+	downStatus    int  // the client's status once claimcheck is down
+	badPathStatus int  // the client's status when claimcheck refuses the path (400)
 }
 
 // forwardAuthCases sends requests through the proxy and checks what the
@@ -151,6 +153,17 @@ func forwardAuthCases(t *testing.T, pc proxyCase) {
 		// proxy handed claimcheck the original method and path.
 		{name: "method the policy refuses", method: "DELETE", path: "/orders/1", token: allowed, want: want{status: 403}},
 		{name: "path the policy refuses", method: "GET", path: "/invoices/1", token: allowed, want: want{status: 403}},
+		{name: "path that only starts like /orders", method: "GET", path: "/ordersadmin", token: allowed, want: want{status: 403}},
+		// The proxy sends claimcheck the target as the client sent it, which
+		// the upstream gets too: an escape reaches both unchanged, and a path
+		// that leaves /orders is claimcheck's 400, not a policy decision on
+		// the /admin the proxy matched its location on.
+		{name: "escapes reach claimcheck and the upstream unchanged", method: "GET", path: "/orders/a%2Bb%20c", token: allowed,
+			want: want{status: 200, upstream: map[string]string{"X-Client-Id": "service-client-id"}}},
+		{name: "dot segments out of /orders", method: "GET", path: "/orders/../admin", token: allowed, want: want{status: pc.badPathStatus}},
+		{name: "encoded dot segments out of /orders", method: "GET", path: "/orders/%2e%2e/admin", token: allowed, want: want{status: pc.badPathStatus}},
+		{name: "encoded slashes out of /orders", method: "GET", path: "/orders/%2F..%2Fadmin", token: allowed, want: want{status: pc.badPathStatus}},
+		{name: "empty segment", method: "GET", path: "//admin", token: allowed, want: want{status: pc.badPathStatus}},
 		{name: "spoofed claim header without a token", method: "GET", path: "/orders/1",
 			headers: map[string]string{"X-Client-Id": "spoofed"}, want: want{status: 401}},
 		{name: "spoofed claim header with a refused token", method: "GET", path: "/orders/1", token: refused,
