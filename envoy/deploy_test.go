@@ -249,22 +249,84 @@ func meshConfig(t *testing.T) *meshv1alpha1.MeshConfig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mc, err := parseMeshValues(b)
+	if err != nil {
+		t.Fatalf("istio/mesh-config.yaml: %v", err)
+	}
+	return mc
+}
+
+// parseMeshValues parses istiod Helm values that hold only meshConfig.
+func parseMeshValues(b []byte) (*meshv1alpha1.MeshConfig, error) {
 	var values map[string]any
 	if err := yaml.Unmarshal(b, &values); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if len(values) != 1 || values["meshConfig"] == nil {
-		t.Fatalf("istio/mesh-config.yaml: want only meshConfig, got %v", slices.Collect(maps.Keys(values)))
+		return nil, fmt.Errorf("want only meshConfig, got %v", slices.Collect(maps.Keys(values)))
 	}
 	js, err := json.Marshal(values["meshConfig"])
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var mc meshv1alpha1.MeshConfig
 	if err := protojson.Unmarshal(js, &mc); err != nil {
-		t.Fatalf("istio/mesh-config.yaml meshConfig: %v", err)
+		return nil, fmt.Errorf("meshConfig: %w", err)
 	}
-	return &mc
+	return &mc, nil
+}
+
+// meshPathNormalizationErr says why a mesh's path normalization lets the
+// path claimcheck judges differ from the path the app serves. Only
+// DECODE_AND_MERGE_SLASHES does for istio-proxy what envoy.yaml's settings
+// do for Envoy: BASE and MERGE_SLASHES keep %2F, which an app may decode
+// into a slash after AuthorizationPolicy paths and claimcheck saw none.
+func meshPathNormalizationErr(mc *meshv1alpha1.MeshConfig) error {
+	if got := mc.GetPathNormalization().GetNormalization(); got != meshv1alpha1.MeshConfig_ProxyPathNormalization_DECODE_AND_MERGE_SLASHES {
+		return fmt.Errorf("meshConfig.pathNormalization.normalization is %v, want DECODE_AND_MERGE_SLASHES", got)
+	}
+	return nil
+}
+
+func TestIstioNormalisesPaths(t *testing.T) {
+	if err := meshPathNormalizationErr(meshConfig(t)); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestIstioPathNormalizationCheckCatchesGaps proves the check above fails on
+// every weaker setting and on none, and that a misspelling is an error, not
+// a silently absent setting.
+func TestIstioPathNormalizationCheckCatchesGaps(t *testing.T) {
+	good, err := os.ReadFile("istio/mesh-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const set = "normalization: DECODE_AND_MERGE_SLASHES"
+	tests := []struct{ name, new, want string }{
+		{"merge slashes only", "normalization: MERGE_SLASHES", "is MERGE_SLASHES"},
+		{"base", "normalization: BASE", "is BASE"},
+		{"default", "normalization: DEFAULT", "is DEFAULT"},
+		{"none", "normalization: NONE", "is NONE"},
+		{"absent", "{}", "is DEFAULT"},
+		{"misspelled field", "normalisation: DECODE_AND_MERGE_SLASHES", "normalisation"},
+		{"misspelled value", "normalization: DECODE_AND_MERGE_SLASH", "DECODE_AND_MERGE_SLASH"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := strings.Replace(string(good), set, tt.new, 1)
+			if bad == string(good) {
+				t.Fatalf("istio/mesh-config.yaml no longer contains %q", set)
+			}
+			mc, err := parseMeshValues([]byte(bad))
+			if err == nil {
+				err = meshPathNormalizationErr(mc)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one naming %q", err, tt.want)
+			}
+		})
+	}
 }
 
 func TestIstioValuesAreValid(t *testing.T) {

@@ -6,6 +6,7 @@ package envoy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -16,11 +17,13 @@ import (
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/http/header_validators/envoy_default/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -28,6 +31,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/anypb"
 	"gopkg.in/yaml.v3"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // shipped names every YAML file under envoy/ and what it holds, so that
@@ -266,14 +270,24 @@ func TestEnvoyConfigsAreValid(t *testing.T) {
 	}
 }
 
-// TestStrictLoadingRejectsMistakes proves the loader fails on what a
-// lenient one would let through: a misspelled field, a typed_config type
-// nothing registers, and a constraint broken inside a typed_config.
-func TestStrictLoadingRejectsMistakes(t *testing.T) {
+// editedEnvoyYAML returns envoy.yaml with its first old replaced by new.
+func editedEnvoyYAML(t *testing.T, old, new string) []byte {
+	t.Helper()
 	good, err := os.ReadFile("envoy.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	bad := strings.Replace(string(good), old, new, 1)
+	if bad == string(good) {
+		t.Fatalf("envoy.yaml no longer contains %q", old)
+	}
+	return []byte(bad)
+}
+
+// TestStrictLoadingRejectsMistakes proves the loader fails on what a
+// lenient one would let through: a misspelled field, a typed_config type
+// nothing registers, and a constraint broken inside a typed_config.
+func TestStrictLoadingRejectsMistakes(t *testing.T) {
 	tests := []struct{ name, old, new, want string }{
 		{"unknown field", "failure_mode_allow: false", "failure_mode_alow: false", "failure_mode_alow"},
 		{"unknown typed_config type", "ext_authz.v3.ExtAuthz\n", "ext_authz.v3.ExtAuthzz\n", "ExtAuthzz"},
@@ -282,11 +296,7 @@ func TestStrictLoadingRejectsMistakes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bad := strings.Replace(string(good), tt.old, tt.new, 1)
-			if bad == string(good) {
-				t.Fatalf("envoy.yaml no longer contains %q", tt.old)
-			}
-			_, err := parseBootstrap([]byte(bad))
+			_, err := parseBootstrap(editedEnvoyYAML(t, tt.old, tt.new))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one naming %q", err, tt.want)
 			}
@@ -338,4 +348,162 @@ func TestEnvoyHTTPServiceSettings(t *testing.T) {
 	if !up["x-client-id"] || !client["www-authenticate"] {
 		t.Errorf("upstream headers %v, client headers %v", up, client)
 	}
+}
+
+// shippedBootstraps returns every Envoy bootstrap shipped under envoy/: the
+// files and the ones embedded in ConfigMaps, each strictly parsed.
+func shippedBootstraps(t *testing.T) map[string]*bootstrapv3.Bootstrap {
+	t.Helper()
+	out := map[string]*bootstrapv3.Bootstrap{}
+	for _, f := range shippedOf("envoy") {
+		out[f] = loadBootstrap(t, f)
+	}
+	for _, f := range shippedOf("manifests") {
+		for _, o := range loadManifests(t, f) {
+			cm, ok := o.(*corev1.ConfigMap)
+			if !ok || cm.Data["envoy.yaml"] == "" {
+				continue
+			}
+			bs, err := parseBootstrap([]byte(cm.Data["envoy.yaml"]))
+			if err != nil {
+				t.Fatalf("%s ConfigMap %s envoy.yaml: %v", f, cm.Name, err)
+			}
+			out[f+" ConfigMap "+cm.Name] = bs
+		}
+	}
+	if len(out) < 3 {
+		t.Fatalf("found %d Envoy bootstraps, want envoy.yaml, envoy-http.yaml and the Kubernetes one", len(out))
+	}
+	return out
+}
+
+// connectionManagers returns every HTTP connection manager of a
+// bootstrap's listeners, in every filter chain, keyed by where it is.
+func connectionManagers(bs *bootstrapv3.Bootstrap) (map[string]*hcmv3.HttpConnectionManager, error) {
+	out := map[string]*hcmv3.HttpConnectionManager{}
+	for _, l := range bs.GetStaticResources().GetListeners() {
+		chains := map[string]*listenerv3.FilterChain{"default_filter_chain": l.GetDefaultFilterChain()}
+		for i, fc := range l.GetFilterChains() {
+			chains[fmt.Sprintf("filter_chains[%d]", i)] = fc
+		}
+		for name, fc := range chains {
+			for i, f := range fc.GetFilters() {
+				if !f.GetTypedConfig().MessageIs((*hcmv3.HttpConnectionManager)(nil)) {
+					continue
+				}
+				var hcm hcmv3.HttpConnectionManager
+				if err := f.GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+					return nil, err
+				}
+				out[fmt.Sprintf("listener %s %s.filters[%d]", l.GetName(), name, i)] = &hcm
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no HTTP connection manager")
+	}
+	return out, nil
+}
+
+// pathNormalizationErr names each setting an HTTP connection manager lacks
+// for the path it routes on, sends claimcheck and forwards upstream to be
+// one and the same: otherwise "/orders/../admin", "//admin" or
+// "/orders/..%2Fadmin" can pass a check on /orders and be served as /admin.
+func pathNormalizationErr(hcm *hcmv3.HttpConnectionManager) error {
+	var errs []error
+	if !hcm.GetNormalizePath().GetValue() {
+		errs = append(errs, errors.New("normalize_path is not true: dot segments reach the policy and the upstream unresolved"))
+	}
+	if !hcm.GetMergeSlashes() {
+		errs = append(errs, errors.New("merge_slashes is not true: //admin is not merged into /admin"))
+	}
+	if a := hcm.GetPathWithEscapedSlashesAction(); a != hcmv3.HttpConnectionManager_REJECT_REQUEST {
+		errs = append(errs, fmt.Errorf("path_with_escaped_slashes_action is %v, want REJECT_REQUEST: %%2F and %%5C reach the upstream, which may decode them", a))
+	}
+	if hcm.GetTypedHeaderValidationConfig() != nil {
+		errs = append(errs, errors.New("typed_header_validation_config is set: Envoy then ignores normalize_path, merge_slashes and path_with_escaped_slashes_action"))
+	}
+	return errors.Join(errs...)
+}
+
+// TestShippedConnectionManagersNormalisePaths: every HTTP connection
+// manager of every shipped Envoy config resolves dot segments, merges
+// slashes and refuses escaped slashes.
+func TestShippedConnectionManagersNormalisePaths(t *testing.T) {
+	for name, bs := range shippedBootstraps(t) {
+		t.Run(name, func(t *testing.T) {
+			hcms, err := connectionManagers(bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for at, hcm := range hcms {
+				if err := pathNormalizationErr(hcm); err != nil {
+					t.Errorf("%s:\n%v", at, err)
+				}
+			}
+		})
+	}
+}
+
+// TestPathNormalizationCheckCatchesGaps proves the check above fails on a
+// connection manager without each setting, and on a second listener that
+// lacks them while the first has them.
+func TestPathNormalizationCheckCatchesGaps(t *testing.T) {
+	tests := []struct{ name, old, new, want string }{
+		{"no normalize_path", "normalize_path: true", "# normalize_path: true", "normalize_path"},
+		{"normalize_path false", "normalize_path: true", "normalize_path: false", "normalize_path"},
+		{"no merge_slashes", "merge_slashes: true", "# merge_slashes: true", "merge_slashes"},
+		{"no escaped slashes action", "path_with_escaped_slashes_action: REJECT_REQUEST", "# path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action is IMPLEMENTATION_SPECIFIC_DEFAULT"},
+		{"escaped slashes kept", "path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: KEEP_UNCHANGED", "KEEP_UNCHANGED"},
+		{"escaped slashes decoded", "path_with_escaped_slashes_action: REJECT_REQUEST", "path_with_escaped_slashes_action: UNESCAPE_AND_FORWARD", "UNESCAPE_AND_FORWARD"},
+		{"header validation overrides them", "merge_slashes: true\n", "merge_slashes: true\n" + `                typed_header_validation_config:
+                  name: envoy.http.header_validators.envoy_default
+                  typed_config:
+                    "@type": type.googleapis.com/envoy.extensions.http.header_validators.envoy_default.v3.HeaderValidatorConfig
+`, "typed_header_validation_config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bs, err := parseBootstrap(editedEnvoyYAML(t, tt.old, tt.new))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hcms, err := connectionManagers(bs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, hcm := range hcms {
+				if err := pathNormalizationErr(hcm); err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("error %v, want one naming %q", err, tt.want)
+				}
+			}
+		})
+	}
+
+	t.Run("second listener without them", func(t *testing.T) {
+		bs := loadBootstrap(t, "envoy.yaml")
+		l := proto.Clone(bs.GetStaticResources().GetListeners()[0]).(*listenerv3.Listener)
+		l.Name = "second"
+		var hcm hcmv3.HttpConnectionManager
+		if err := l.GetFilterChains()[0].GetFilters()[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+			t.Fatal(err)
+		}
+		hcm.MergeSlashes = false
+		a, err := anypb.New(&hcm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.GetFilterChains()[0].GetFilters()[0].ConfigType = &listenerv3.Filter_TypedConfig{TypedConfig: a}
+		bs.StaticResources.Listeners = append(bs.StaticResources.Listeners, l)
+		hcms, err := connectionManagers(bs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for at, hcm := range hcms {
+			err := pathNormalizationErr(hcm)
+			if second := strings.HasPrefix(at, "listener second "); second != (err != nil) {
+				t.Errorf("%s: error %v", at, err)
+			}
+		}
+	})
 }

@@ -357,7 +357,7 @@ func TestPolicyTestCommand(t *testing.T) {
 		code int
 		want string
 	}{
-		{"the quickstart's tests pass", []string{"policy", "test", "../../examples/quickstart/policy"}, 0, "PASS: 6/6"},
+		{"the quickstart's tests pass", []string{"policy", "test", "../../examples/quickstart/policy"}, 0, "PASS: 8/8"},
 		{"verbose names each test", []string{"policy", "test", "-v", "../../examples/quickstart/policy"}, 0, "test_other_client_is_refused: PASS"},
 		{"run filter", []string{"policy", "test", "--run", "delete", "../../examples/quickstart/policy"}, 0, "PASS: 1/1"},
 		{"coverage as JSON", []string{"policy", "test", "--coverage", "../../examples/quickstart/policy"}, 0, `"coverage":`},

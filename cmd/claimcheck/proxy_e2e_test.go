@@ -157,6 +157,17 @@ func forwardAuthCases(t *testing.T, pc proxyCase) {
 		// proxy handed claimcheck the original method and path.
 		{name: "method the policy refuses", method: "DELETE", path: "/orders/1", token: allowed, want: want{status: 403}},
 		{name: "path the policy refuses", method: "GET", path: "/invoices/1", token: allowed, want: want{status: 403}},
+		{name: "path that only starts like /orders", method: "GET", path: "/ordersadmin", token: allowed, want: want{status: 403}},
+		// The proxy sends claimcheck the target as the client sent it, which
+		// the upstream gets too: an escape reaches both unchanged, and a path
+		// that leaves /orders is claimcheck's 400, not a policy decision on
+		// the /admin the proxy matched its location on.
+		{name: "escapes reach claimcheck and the upstream unchanged", method: "GET", path: "/orders/a%2Bb%20c", token: allowed,
+			want: want{status: 200, upstream: map[string]string{"X-Client-Id": "service-client-id"}}},
+		{name: "dot segments out of /orders", method: "GET", path: "/orders/../admin", token: allowed, want: want{status: pc.badPathStatus}},
+		{name: "encoded dot segments out of /orders", method: "GET", path: "/orders/%2e%2e/admin", token: allowed, want: want{status: pc.badPathStatus}},
+		{name: "encoded slashes out of /orders", method: "GET", path: "/orders/%2F..%2Fadmin", token: allowed, want: want{status: pc.badPathStatus}},
+		{name: "empty segment", method: "GET", path: "//admin", token: allowed, want: want{status: pc.badPathStatus}},
 		{name: "spoofed claim header without a token", method: "GET", path: "/orders/1",
 			headers: map[string]string{"X-Client-Id": "spoofed"}, want: want{status: 401}},
 		{name: "spoofed claim header with a refused token", method: "GET", path: "/orders/1", token: refused,

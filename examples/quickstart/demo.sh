@@ -46,6 +46,7 @@ echo "== decisions"
 ask "service-client-id reads /orders/42"     allowed --method GET --path /orders/42 --token "$(mint service-client-id)"
 ask "some-other-client reads /orders/42"     denied  --method GET --path /orders/42 --token "$(mint some-other-client)"
 ask "service-client-id deletes /orders/42"   denied  --method DELETE --path /orders/42 --token "$(mint service-client-id)"
+ask "service-client-id reads /ordersadmin"   denied  --method GET --path /ordersadmin --token "$(mint service-client-id)"
 ask "no token"                               denied  --method GET --path /orders/42
 ask "expired token"                          denied  --method GET --path /orders/42 --token "$(mint service-client-id orders-api "" '"exp":1700000000')"
 ask "token for another audience"             denied  --method GET --path /orders/42 --token "$(mint service-client-id billing-api)"

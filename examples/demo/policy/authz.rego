@@ -11,5 +11,10 @@ default allow := false
 allow if {
 	input.token.claims.client_id in data.demo.allowed_clients
 	input.request.method in {"GET", "HEAD"}
-	startswith(input.request.path, "/orders")
+	orders_path
 }
+
+# /orders and every path below it, whole segments only: not /ordersadmin.
+orders_path if input.request.path == "/orders"
+
+orders_path if startswith(input.request.path, "/orders/")

@@ -31,6 +31,18 @@ test_allowlisted_client_only_on_orders if {
 	not demo.allow with input as call("service-client-id", "GET", "/admin")
 }
 
+test_allowlisted_client_reads_orders_and_below if {
+	demo.allow with input as call("service-client-id", "GET", "/orders")
+	demo.allow with input as call("service-client-id", "HEAD", "/orders/42")
+	demo.allow with input as call("service-client-id", "GET", "/orders/42/items/7")
+}
+
+test_orders_prefix_is_matched_by_whole_segments if {
+	every path in ["/ordersadmin", "/orders-archive", "/orders.json", "/api/orders", "/", ""] {
+		not demo.allow with input as call("service-client-id", "GET", path)
+	}
+}
+
 test_allowlist_comes_from_data if {
 	demo.allow with input as call("reporting-job", "GET", "/orders")
 		with data.demo.allowed_clients as ["reporting-job"]

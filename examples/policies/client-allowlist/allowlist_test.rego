@@ -101,6 +101,10 @@ test_prefix_of_another_client if {
 }
 
 test_prefix_is_matched_by_whole_segments if {
+	decision(call("service-client-id", "GET", "/orders")) == true
+	decision(call("service-client-id", "GET", "/orders/42")) == true
+	decision(call("service-client-id", "GET", "/ordersadmin")) == false
+	decision(call("reporting-job", "GET", "/invoicesadmin")) == false
 	decision(call("service-client-id", "GET", "/orders-archive")) == false
 	decision(call("service-client-id", "GET", "/ordersx/1")) == false
 	decision(call("service-client-id", "GET", "/")) == false
@@ -138,6 +142,15 @@ test_dot_segments_are_refused if {
 	decision(object.union(call("service-client-id", "GET", "/orders/../admin"), {"parsed_path": ["orders", "..", "admin"]})) == false
 	decision(object.union(call("service-client-id", "GET", "/orders/%2e%2e/admin"), {"parsed_path": ["orders", "..", "admin"]})) == false
 	decision(object.union(call("service-client-id", "GET", "/orders/./42"), {"parsed_path": ["orders", ".", "42"]})) == false
+}
+
+test_dot_segments_with_path_parameters_are_refused if {
+	# Servers that strip ";…" read "..;" as "..": /orders/..;/admin is /admin.
+	decision(call("service-client-id", "GET", "/orders/..;/admin")) == false
+	decision(call("service-client-id", "GET", "/orders/..;jsessionid=1/admin")) == false
+	decision(call("service-client-id", "GET", "/orders/.;/42")) == false
+	decision(object.union(call("service-client-id", "GET", "/orders/%2e%2e;/admin"), {"parsed_path": ["orders", "..;", "admin"]})) == false
+	decision(call("service-client-id", "GET", "/orders/42;v=2")) == true
 }
 
 test_encoded_separators_are_refused if {

@@ -29,7 +29,7 @@ default allow := false
 allow if {
 	http.method in {"GET", "HEAD"}
 	input.parsed_path[0] == "public"
-	not dot_segment
+	not unsafe_path
 }
 
 # Callers whose x-api-role header is "admin" may do anything. Envoy sends
@@ -46,10 +46,18 @@ allow if {
 	input.parsed_path == ["api", "orders"]
 }
 
-# "/public/../admin" must not count as being under /public.
-dot_segment if {
+# "/public/../admin" must not count as being under /public, nor must
+# "/public/..;/admin" (".." to servers that strip path parameters) or
+# "/public/..%2Fadmin" (an encoded slash an upstream may decode).
+unsafe_path if {
 	some segment in input.parsed_path
-	segment in {".", ".."}
+	split(segment, ";")[0] in {".", ".."}
+}
+
+unsafe_path if {
+	some segment in input.parsed_path
+	some separator in ["/", "\\"]
+	contains(segment, separator)
 }
 
 result := {"allowed": true, "headers": {"x-ext-auth-allow": "yes"}} if allow

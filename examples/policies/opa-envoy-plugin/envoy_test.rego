@@ -59,6 +59,10 @@ test_public_writes_are_forbidden if {
 }
 
 test_public_is_a_whole_segment if {
+	policy.result == allowed with input as get("/public")
+	policy.result == allowed with input as get("/public/42")
+	policy.result == forbidden with input as get("/publicadmin")
+	policy.result == forbidden with input as get("/publicadmin/42")
 	policy.result == forbidden with input as get("/publicity")
 	policy.result == forbidden with input as get("/api/public")
 	policy.result == forbidden with input as get("/Public/x")
@@ -72,6 +76,21 @@ test_method_is_case_sensitive if {
 test_dot_segments_leave_public if {
 	policy.result == forbidden with input as get("/public/../admin")
 	policy.result == forbidden with input as get("/public/./x")
+
+	# "..;" is ".." to servers that strip ";…".
+	policy.result == forbidden with input as get("/public/..;/admin")
+	policy.result == forbidden with input as get("/public/..;jsessionid=1/admin")
+	policy.result == allowed with input as get("/public/logo.png;v=2")
+}
+
+test_encoded_separators_leave_public if {
+	# parsed_path is percent-decoded: an upstream may decode %2F and %5C too.
+	doc := object.union(get("/public/..%2Fadmin"), {"parsed_path": ["public", "../admin"]})
+	policy.result == forbidden with input as doc
+	doc2 := object.union(get("/public/..%5Cadmin"), {"parsed_path": ["public", "..\\admin"]})
+	policy.result == forbidden with input as doc2
+	doc3 := object.union(get("/public/a%2Fb"), {"parsed_path": ["public", "a/b"]})
+	policy.result == forbidden with input as doc3
 }
 
 test_private_paths_are_forbidden if {
@@ -112,6 +131,7 @@ test_checkout_service_only_creates_orders if {
 	policy.result == forbidden with input as envoy_input("GET", "/api/orders", {}, "spiffe://cluster.local/ns/shop/sa/checkout")
 	policy.result == forbidden with input as envoy_input("POST", "/api/orders/1", {}, "spiffe://cluster.local/ns/shop/sa/checkout")
 	policy.result == forbidden with input as envoy_input("POST", "/api/orders/", {}, "spiffe://cluster.local/ns/shop/sa/checkout")
+	policy.result == forbidden with input as envoy_input("POST", "/api/ordersadmin", {}, "spiffe://cluster.local/ns/shop/sa/checkout")
 }
 
 test_other_principals if {

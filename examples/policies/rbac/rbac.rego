@@ -50,10 +50,10 @@ method_allowed(methods) if input.request.method in methods
 
 # A path with a dot segment or an encoded slash or backslash may reach a
 # different resource upstream than the one the glob matched
-# ("/orders/1/../../admin"), so it is refused outright.
+# ("/orders/1/../../admin", also "..;"), so it is refused outright.
 unsafe_path if {
 	some segment in input.parsed_path
-	segment in {".", ".."}
+	split(segment, ";")[0] in {".", ".."}
 }
 
 unsafe_path if {

@@ -149,6 +149,12 @@ test_comparisons_are_case_sensitive if {
 }
 
 test_path_prefix_is_not_enough if {
+	decision(as_roles(["reader"], "GET", "/orders")) == true
+	decision(as_roles(["reader"], "GET", "/orders/42")) == true
+	decision(as_roles(["reader"], "GET", "/ordersadmin")) == false
+	decision(as_roles(["reader"], "GET", "/ordersadmin/42")) == false
+	decision(as_roles(["operator"], "GET", "/admin/healthz")) == false
+	decision(as_roles(["operator"], "GET", "/adminx/health")) == false
 	decision(as_roles(["reader"], "GET", "/orders-archive")) == false
 	decision(as_roles(["reader"], "GET", "/api/orders")) == false
 }
@@ -158,6 +164,12 @@ test_unsafe_paths_are_refused if {
 	decision(doc) == false
 	doc2 := object.union(as_roles(["reader"], "GET", "/orders/..%2Fadmin"), {"parsed_path": ["orders", "../admin"]})
 	decision(doc2) == false
+
+	# "..;" is ".." to servers that strip ";…": /orders/..;/items/7 is /items/7.
+	decision(as_roles(["reader"], "GET", "/orders/..;/items/7")) == false
+	decision(as_roles(["reader"], "GET", "/orders/..;jsessionid=1/items/7")) == false
+	decision(as_roles(["reader"], "GET", "/orders/.;")) == false
+	decision(as_roles(["reader"], "GET", "/orders/42;v=2")) == true
 
 	# Even admin: the path is refused, not the role.
 	doc3 := object.union(as_roles(["admin"], "GET", "/a/./b"), {"parsed_path": ["a", ".", "b"]})

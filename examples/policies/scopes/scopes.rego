@@ -190,10 +190,11 @@ segment_specificity(p) := "2" if not variable(p)
 
 # A path with a dot segment or an encoded slash or backslash may reach a
 # different resource upstream than the route that matched here
-# ("/reports/x/../../admin"), so it matches no route, not even $default.
+# ("/reports/x/../../admin", also "..;"), so it matches no route, not even
+# $default.
 unsafe_path if {
 	some segment in input.parsed_path
-	segment in {".", ".."}
+	split(segment, ";")[0] in {".", ".."}
 }
 
 unsafe_path if {

@@ -251,6 +251,23 @@ test_unsafe_paths_match_no_route if {
 	status(decision(doc3)) == 404
 }
 
+test_routes_match_whole_segments if {
+	decision(call(["orders:read"], "GET", "/orders")).allowed
+	decision(call(["orders:read"], "GET", "/orders/42")).allowed
+	status(decision(call(["orders:read"], "GET", "/ordersadmin"))) == 404
+	status(decision(call(["orders:read"], "GET", "/ordersadmin/42"))) == 404
+	status(decision(call(["reports:read"], "GET", "/reportsadmin/2024"))) == 404
+	status(decision(call(["orders:read"], "GET", "/healthz"))) == 404
+}
+
+test_dot_segments_with_path_parameters_match_no_route if {
+	# Servers that strip ";…" read "..;" as "..": /orders/..;/items is /items.
+	status(decision(call(["orders:read"], "GET", "/orders/..;/items"))) == 404
+	status(decision(call(["reports:read"], "GET", "/reports/..;jsessionid=1/admin"))) == 404
+	status(decision(call(["orders:read"], "GET", "/orders/.;"))) == 404
+	decision(call(["orders:read"], "GET", "/orders/42;v=2")).allowed
+}
+
 test_unsafe_paths_skip_the_default_route if {
 	doc := with_parsed_path(call(["admin"], "GET", "/a/../b"), ["a", "..", "b"])
 	status(decide(doc, {"$default": ["admin"]})) == 404

@@ -40,8 +40,9 @@ support if {
 # The tenant a request addresses: the percent-decoded segment after /tenants/,
 # when it is a well-formed tenant id (data.tenant.id_pattern, so nothing odd
 # reaches the x-tenant header). Undefined for other paths, including /tenants
-# itself, and for paths with dot segments or encoded slashes or backslashes,
-# which could reach another tenant upstream ("/tenants/acme/../globex").
+# itself, and for paths with dot segments (also "..;") or encoded slashes or
+# backslashes, which could reach another tenant upstream
+# ("/tenants/acme/../globex").
 path_tenant := input.parsed_path[1] if {
 	input.parsed_path[0] == "tenants"
 	regex.match(data.tenant.id_pattern, input.parsed_path[1])
@@ -64,7 +65,7 @@ else := "support" if support
 
 unsafe_path if {
 	some segment in input.parsed_path
-	segment in {".", ".."}
+	split(segment, ";")[0] in {".", ".."}
 }
 
 unsafe_path if {

@@ -86,6 +86,15 @@ test_percent_encoded_tenant_segment_is_decoded if {
 
 # --- paths outside a tenant ----------------------------------------------------
 
+test_tenant_prefix_is_matched_by_whole_segments if {
+	decision(of_tenant("acme", "GET", "/tenants/acme")).allowed
+	decision(of_tenant("acme", "GET", "/tenants/acme/orders")).allowed
+	decision(of_tenant("acme", "GET", "/tenantsacme")) == deny
+	decision(of_tenant("acme", "GET", "/tenantsx/acme")) == deny
+	decision(of_tenant("acme", "GET", "/tenants/acmeglobex/orders")) == deny
+	decision(request({"client_id": "support-console"}, "GET", "/tenantsadmin/acme")) == deny
+}
+
 test_paths_outside_tenants if {
 	decision(of_tenant("acme", "GET", "/")) == deny
 	decision(of_tenant("acme", "GET", "/orders")) == deny
@@ -112,6 +121,14 @@ test_dot_segments_cannot_cross_tenants if {
 	decision(doc2) == deny
 	doc3 := with_parsed_path(of_tenant("acme", "GET", "/tenants/acme/./orders"), ["tenants", "acme", ".", "orders"])
 	decision(doc3) == deny
+}
+
+test_dot_segments_with_path_parameters_cannot_cross_tenants if {
+	# "..;" is ".." to servers that strip ";…": this is /tenants/globex/orders.
+	decision(of_tenant("acme", "GET", "/tenants/acme/..;/globex/orders")) == deny
+	decision(of_tenant("acme", "GET", "/tenants/acme/..;jsessionid=1/globex")) == deny
+	decision(of_tenant("acme", "GET", "/tenants/acme/.;/orders")) == deny
+	decision(of_tenant("acme", "GET", "/tenants/acme/orders;v=2")).allowed
 }
 
 test_encoded_slash_in_the_tenant_segment if {

@@ -10,5 +10,10 @@ default allow := false
 allow if {
 	input.token.claims.client_id in data.quickstart.allowed_clients
 	input.request.method in {"GET", "POST"}
-	startswith(input.request.path, "/orders")
+	orders_path
 }
+
+# /orders and every path below it, whole segments only: not /ordersadmin.
+orders_path if input.request.path == "/orders"
+
+orders_path if startswith(input.request.path, "/orders/")
