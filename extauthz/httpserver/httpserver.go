@@ -115,6 +115,7 @@ func (h *forwardAuth) answer(r *http.Request) (a answer) {
 		case code == "":
 			code = reason.BadRequest
 		}
+		h.log.Debug("forward-auth request refused", "reason", code, "err", re.msg, "remote", r.RemoteAddr)
 		return h.render(h.checker.Refuse(r.Context(), asked, code, re.msg))
 	}
 	d := h.checker.Check(r.Context(), req)
