@@ -189,7 +189,12 @@ func pathAuthorizer(t testing.TB, mode urlpath.Mode) *extauthz.Authorizer {
 
 func newPathRig(t *testing.T, mode urlpath.Mode) *pathRig {
 	t.Helper()
-	a := pathAuthorizer(t, mode)
+	return serveAdapters(t, pathAuthorizer(t, mode))
+}
+
+// serveAdapters serves a over gRPC and forward-auth on loopback.
+func serveAdapters(t *testing.T, a *extauthz.Authorizer) *pathRig {
+	t.Helper()
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

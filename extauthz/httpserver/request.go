@@ -396,12 +396,13 @@ func forwardedScheme(p string) (string, error) {
 	return "", badRequest("%s: expected http or https, got %q", hForwardedProto, p)
 }
 
-// headerMap returns h with lower-case names and repeated headers joined with
-// ",", without hop-by-hop headers and those in omit.
+// headerMap returns h with lower-case names and repeated headers joined as
+// Envoy joins them (extauthz.JoinHeaderValues: cookie lines with "; ", the
+// rest with ","), without hop-by-hop headers and those in omit.
 func headerMap(h http.Header, omit []string) map[string]string {
 	out := make(map[string]string, len(h)+4)
 	for k, vs := range h {
-		out[strings.ToLower(k)] = strings.Join(vs, ",")
+		out[strings.ToLower(k)] = extauthz.JoinHeaderValues(strings.ToLower(k), vs)
 	}
 	for k := range hopByHop {
 		delete(out, k)
