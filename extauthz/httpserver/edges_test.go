@@ -1,11 +1,15 @@
 package httpserver_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/extauthz/httpserver"
 	"github.com/claimcheck/claimcheck/policy"
 )
 
@@ -39,25 +44,40 @@ decision := {"allowed": false, "http_status": 418, "headers": {q("name"): q("val
 `
 
 // edgesRig serves an Authorizer with edgesRego and sources (every kind
-// when nil) over gRPC and forward-auth.
-func edgesRig(t *testing.T, sources []extauthz.TokenSource) *pathRig {
+// when nil) over gRPC and forward-auth, logging to log (nowhere when nil).
+func edgesRig(t *testing.T, sources []extauthz.TokenSource, log io.Writer) *pathRig {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "edges.rego"), []byte(edgesRego), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	engine, err := policy.New(context.Background(), policy.Config{Paths: []string{dir}, Decision: "edges/decision"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if sources == nil {
 		sources = []extauthz.TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Query: "access_token"}, {Cookie: "at"}}
 	}
-	a, err := extauthz.New(extauthz.Config{TokenRequired: true, Sources: sources}, twoClients{}, extauthz.StaticPolicy(engine), nil)
+	var logger *slog.Logger
+	if log != nil {
+		logger = slog.New(slog.NewTextHandler(log, nil))
+	}
+	a, err := extauthz.New(extauthz.Config{TokenRequired: true, Sources: sources}, twoClients{},
+		extauthz.StaticPolicy(regoEngine(t, edgesRego, "edges/decision")), logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return serveAdapters(t, a)
+}
+
+// lockedBuffer is a log both servers' goroutines write while a test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // checkGRPC sends req to the rig's gRPC server.
@@ -105,7 +125,7 @@ func grpcReason(resp *authv3.CheckResponse) string {
 // header_map, where order is the request's, repeated cookie lines are
 // joined and the token cookie is found in any of them.
 func TestCollidingHeaderNamesOverGRPC(t *testing.T) {
-	r := edgesRig(t, nil)
+	r := edgesRig(t, nil, nil)
 	tests := []struct {
 		name    string
 		headers map[string]string
@@ -146,4 +166,99 @@ func TestCollidingHeaderNamesOverGRPC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPolicyHeadersThatCouldSplitAreRefusedByEveryAdapter: a decision
+// whose headers, response_headers_to_add, request_headers_to_remove or deny
+// headers carry CR, LF, NUL or another control character in a value, or a
+// name that is not an HTTP token, is a 503 policy_error — logged — over a
+// real gRPC connection and over forward-auth alike; tab and text beyond
+// ASCII are fine.
+func TestPolicyHeadersThatCouldSplitAreRefusedByEveryAdapter(t *testing.T) {
+	var log lockedBuffer
+	r := edgesRig(t, nil, &log)
+	hostile := []struct{ name, value string }{
+		{"x-a", "1\r\nx-injected: 1"},
+		{"x-a", "1\nx-injected: 1"},
+		{"x-a", "1\rx-injected: 1"},
+		{"x-a", "1\x00"},
+		{"x-a", "\x00"},
+		{"x-a", "1\x7f"},
+		{"x-a", "1\x0b"},
+		{"x-a", "\r\n\r\nHTTP/1.1 200 OK"},
+		{"x-a\r\nx-injected", "1"},
+		{"x-a: 1\r\nx-b", "1"},
+		{"x a", "1"},
+		{"x-a\x00", "1"},
+		{"x-\u00e9", "1"},
+		{":authority", "evil.example"},
+		{"x-a:", "1"},
+		{"(x)", "1"},
+	}
+	for _, where := range []string{"headers", "response_headers_to_add", "request_headers_to_remove", "deny_headers"} {
+		for _, h := range hostile {
+			if where == "request_headers_to_remove" && policy.IsToken(h.name) {
+				continue // the value plays no part
+			}
+			target := "/orders/1?" + url.Values{"where": {where}, "name": {h.name}, "value": {h.value}}.Encode()
+			t.Run(fmt.Sprintf("%s %q: %q", where, h.name, h.value), func(t *testing.T) {
+				resp := r.checkGRPC(t, grpcRequest(target, map[string]string{"authorization": "Bearer most"}, nil))
+				if resp.GetOkResponse() != nil || resp.GetDeniedResponse().GetStatus().GetCode() != 503 || grpcReason(resp) != extauthz.ReasonPolicyError {
+					t.Errorf("gRPC: %v, want a 503 policy_error deny", resp)
+				}
+				status, reason, header := r.forwardAuth(t, target, "Bearer most")
+				if status != 503 || reason != extauthz.ReasonPolicyError {
+					t.Errorf("forward-auth: %d %s, want 503 policy_error", status, reason)
+				}
+				for k := range header {
+					if strings.EqualFold(k, "x-injected") || strings.EqualFold(k, "x-a") {
+						t.Errorf("forward-auth answer carries %s", k)
+					}
+				}
+			})
+		}
+	}
+	if !strings.Contains(log.String(), "policy evaluation failed") || !strings.Contains(log.String(), "is not a header name") ||
+		!strings.Contains(log.String(), "the value has a control character") {
+		t.Errorf("the refusals are not logged:\n%s", log.String())
+	}
+	// Header text that only looks odd passes on both.
+	for _, where := range []string{"headers", "response_headers_to_add"} {
+		target := "/orders/1?" + url.Values{"where": {where}, "name": {"x-a"}, "value": {"a\tb caf\u00e9"}}.Encode()
+		if resp := r.checkGRPC(t, grpcRequest(target, map[string]string{"authorization": "Bearer most"}, nil)); resp.GetOkResponse() == nil {
+			t.Errorf("%s: gRPC denied a tab and UTF-8: %v", where, resp)
+		}
+		if status, _, header := r.forwardAuth(t, target, "Bearer most"); status != 200 || header.Get("x-a") != "a\tb caf\u00e9" {
+			t.Errorf("%s: forward-auth %d, x-a %q", where, status, header.Get("x-a"))
+		}
+	}
+}
+
+// forwardAuth asks the rig's forward-auth listener as Caddy does for GET
+// target with this Authorization header, and returns the answer's status,
+// reason and headers.
+func (r *pathRig) forwardAuth(t *testing.T, target, authorization string, headers ...hdr) (int, string, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+r.http+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-Method", "GET")
+	req.Header.Set("X-Forwarded-Uri", target)
+	req.Header.Set("X-Forwarded-Host", "api.example.com")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	for _, h := range headers {
+		req.Header.Add(h.name, h.value)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get(httpserver.HeaderReason), resp.Header
 }

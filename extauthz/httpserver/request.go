@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/policy"
 )
 
 // maxHeaderBytes is the most request header bytes accepted, Envoy's default
@@ -359,7 +360,7 @@ func pairOf(name string) string {
 
 // checkMethod accepts an HTTP token (RFC 9110 §5.6.2).
 func checkMethod(name, m string) error {
-	if m == "" || !isToken(m) {
+	if !policy.IsToken(m) {
 		return badRequest("%s: %q is not an HTTP method", name, m)
 	}
 	return nil
@@ -484,16 +485,4 @@ func protocol(r *http.Request) string {
 		return fmt.Sprintf("HTTP/%d", r.ProtoMajor)
 	}
 	return r.Proto
-}
-
-// isToken reports whether s is an HTTP token.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return s != ""
 }
