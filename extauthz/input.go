@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
-	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -27,7 +26,8 @@ type request struct {
 
 // parseRequest normalises the HTTP attributes of a CheckRequest, the path
 // by mode. The error says what is wrong with a request Envoy would not send
-// (no HTTP attributes, an unparsable query); it wraps urlpath.ErrInvalid
+// (no HTTP attributes, an unparsable query, a header sent twice in two
+// spellings); it wraps urlpath.ErrInvalid
 // for a path that is refused.
 func parseRequest(req *authv3.CheckRequest, mode urlpath.Mode) (*request, error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
@@ -40,7 +40,10 @@ func parseRequest(req *authv3.CheckRequest, mode urlpath.Mode) (*request, error)
 		scheme:   h.GetScheme(),
 		protocol: h.GetProtocol(),
 		id:       h.GetId(),
-		headers:  headerMap(h),
+	}
+	var err error
+	if r.headers, err = headerMap(h); err != nil {
+		return nil, err
 	}
 	t, err := urlpath.Canonical(h.GetPath(), mode)
 	if err != nil {
@@ -55,47 +58,105 @@ func parseRequest(req *authv3.CheckRequest, mode urlpath.Mode) (*request, error)
 	return r, nil
 }
 
-// headerMap returns the request headers with lower-case keys, from headers
-// or, when Envoy sends raw headers (encode_raw_headers), from header_map with
-// repeated headers joined by commas.
-func headerMap(h *authv3.AttributeContext_HttpRequest) map[string]string {
+// headerMap returns the request headers with lower-case names.
+//
+// From headers, Envoy's map (lower-case names, repeated headers already
+// joined), two names that differ only in case are an error naming the
+// header: a map has no order, so which value the policy and the token
+// extraction would see is chance. Envoy never sends that; a caller that
+// does is asking for a coin toss.
+//
+// From header_map (encode_raw_headers), a list in request order, the entries
+// of one name are joined as Envoy joins repeated headers into its own
+// headers map (JoinHeaderValues), whatever their spelling: Envoy sends
+// lower-case names anyway, the order is the request's and nothing is left to
+// chance, and a repeated header is legitimate there (two x-trace lines, two
+// cookie lines).
+func headerMap(h *authv3.AttributeContext_HttpRequest) (map[string]string, error) {
 	if hm := h.GetHeaderMap(); hm != nil && len(h.GetHeaders()) == 0 {
 		out := make(map[string]string, len(hm.GetHeaders()))
 		for _, hv := range hm.GetHeaders() {
-			k := strings.ToLower(hv.GetKey())
+			k := lowerASCII(hv.GetKey())
 			v := string(hv.GetRawValue())
 			if v == "" {
 				v = hv.GetValue()
 			}
 			if prev, ok := out[k]; ok {
-				v = prev + "," + v
+				v = prev + headerSeparator(k) + v
 			}
 			out[k] = v
 		}
-		return out
+		return out, nil
 	}
 	hs := h.GetHeaders()
 	if lowerKeys(hs) {
-		return hs // Envoy sends lower-case names; the map is only read
+		return hs, nil // Envoy sends lower-case names; the map is only read
 	}
 	out := make(map[string]string, len(hs))
+	spelled := make(map[string]string, len(hs))
 	for k, v := range hs {
-		out[strings.ToLower(k)] = v
+		l := lowerASCII(k)
+		if other, ok := spelled[l]; ok {
+			a, b := min(k, other), max(k, other)
+			return nil, fmt.Errorf("header %q is sent twice, as %q and %q: header names are case-insensitive, so which value counts would be chance", l, a, b)
+		}
+		spelled[l] = k
+		out[l] = v
 	}
-	return out
+	return out, nil
 }
 
-// lowerKeys reports whether strings.ToLower would leave every key of m
-// unchanged: no upper-case ASCII letter and nothing beyond ASCII.
+// JoinHeaderValues joins the values of a repeated request header, name in
+// lower case, into one as Envoy does: cookie lines with "; " (RFC 9113
+// §8.2.3, RFC 6265 §5.4: a Cookie header is a ";"-separated list, and
+// "," would glue the last cookie of one line to the first of the next),
+// every other header with "," (RFC 9110 §5.3). Both adapters join with it,
+// so the policy gets the same input from either.
+func JoinHeaderValues(name string, values []string) string {
+	return strings.Join(values, headerSeparator(name))
+}
+
+func headerSeparator(name string) string {
+	if name == "cookie" {
+		return "; "
+	}
+	return ","
+}
+
+// lowerKeys reports whether lowerASCII would leave every key of m unchanged.
 func lowerKeys(m map[string]string) bool {
 	for k := range m {
-		for i := 0; i < len(k); i++ {
-			if c := k[i]; 'A' <= c && c <= 'Z' || c >= utf8.RuneSelf {
-				return false
-			}
+		if hasUpperASCII(k) {
+			return false
 		}
 	}
 	return true
+}
+
+// lowerASCII lower-cases the ASCII letters of a header name only: HTTP
+// names are ASCII and case-insensitive in ASCII alone, and strings.ToLower
+// would turn a non-ASCII name such as "\u212Aey" (the Kelvin sign) into
+// "key".
+func lowerASCII(s string) string {
+	if !hasUpperASCII(s) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func hasUpperASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // Key terms of the input document, shared by every input (terms are

@@ -44,20 +44,25 @@ func extractToken(sources []TokenSource, headers map[string]string, query url.Va
 				return found{raw: vs[0]}, true
 			}
 		case s.Cookie != "":
-			c, ok := headers["cookie"]
-			if !ok {
-				continue
-			}
-			cookies, err := http.ParseCookie(c)
-			if err != nil {
-				continue
-			}
-			for _, ck := range cookies {
-				if ck.Name == s.Cookie {
-					return found{raw: ck.Value}, true
-				}
+			if v, ok := cookieValue(headers["cookie"], s.Cookie); ok {
+				return found{raw: v}, true
 			}
 		}
 	}
 	return found{}, false
+}
+
+// cookieValue returns the value of the first cookie called name in a Cookie
+// header: cookie lines that came separately are joined with "; "
+// (JoinHeaderValues), so a token in any line is found. Each cookie is
+// parsed on its own: one malformed cookie (another application's, on the
+// same domain) does not hide the token in the others.
+func cookieValue(header, name string) (string, bool) {
+	for seg := range strings.SplitSeq(header, ";") {
+		cs, err := http.ParseCookie(seg)
+		if err == nil && len(cs) == 1 && cs[0].Name == name {
+			return cs[0].Value, true
+		}
+	}
+	return "", false
 }

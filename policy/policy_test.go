@@ -188,6 +188,22 @@ func TestEvalDecodesDecision(t *testing.T) {
 	}
 }
 
+// TestHeadersThatOnlyLookOddPass: a tab, bytes beyond ASCII and spaces in
+// a value, and every token character in a name, are header text.
+func TestHeadersThatOnlyLookOddPass(t *testing.T) {
+	e := newEngine(t, map[string]string{"policy.rego": authzModule(`decision := {"allowed": true,
+		"headers": {"x-a": "a\tb c", "x-b": "caf\u00e9", "!#$%&'*+-.^_|~09AZaz": ["", " "]},
+		"request_headers_to_remove": ["X-Remove_Me"]}`)}, authzDecision)
+	got, err := e.Eval(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Header{{"!#$%&'*+-.^_|~09AZaz", ""}, {"!#$%&'*+-.^_|~09AZaz", " "}, {"x-a", "a\tb c"}, {"x-b", "caf\u00e9"}}
+	if !reflect.DeepEqual(got.Headers, want) || !reflect.DeepEqual(got.RequestHeadersToRemove, []string{"X-Remove_Me"}) {
+		t.Errorf("headers %q, to remove %q", got.Headers, got.RequestHeadersToRemove)
+	}
+}
+
 func TestEvalRejectsBadResultShapes(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -215,6 +231,28 @@ func TestEvalRejectsBadResultShapes(t *testing.T) {
 		{"http_status below 100", `decision := {"allowed": false, "http_status": 99}`, "http_status must be between 100 and 599, got 99"},
 		{"http_status above 599", `decision := {"allowed": false, "http_status": 600}`, "http_status must be between 100 and 599, got 600"},
 		{"dynamic_metadata not object", `decision := {"allowed": true, "dynamic_metadata": ["a"]}`, "dynamic_metadata must be an object, got array"},
+		// Header names and values that would split, cut or smuggle a header.
+		{"header value CRLF", `decision := {"allowed": true, "headers": {"x-a": "1\r\nx-injected: 1"}}`, `headers["x-a"]: the value has a control character`},
+		{"header value LF", `decision := {"allowed": true, "headers": {"x-a": "1\nx-injected: 1"}}`, `headers["x-a"]: the value has a control character`},
+		{"header value CR", `decision := {"allowed": true, "headers": {"x-a": "1\rx"}}`, `headers["x-a"]: the value has a control character`},
+		{"header value NUL", `decision := {"allowed": true, "headers": {"x-a": "1\u0000"}}`, `headers["x-a"]: the value has a control character`},
+		{"header value DEL", `decision := {"allowed": true, "headers": {"x-a": "\u007f"}}`, `headers["x-a"]: the value has a control character`},
+		{"header value vertical tab", `decision := {"allowed": true, "headers": {"x-a": "a\u000bb"}}`, `headers["x-a"]: the value has a control character`},
+		{"header array value LF", `decision := {"allowed": true, "headers": {"x-a": ["ok", "b\nc"]}}`, `headers["x-a"]: the value has a control character`},
+		{"header object list value LF", `decision := {"allowed": true, "headers": [{"x-a": "ok"}, {"x-b": "\n"}]}`, `headers[1]["x-b"]: the value has a control character`},
+		{"deny header value CRLF", `decision := {"allowed": false, "headers": {"x-a": "\r\n"}}`, `headers["x-a"]: the value has a control character`},
+		{"response header value CRLF", `decision := {"allowed": true, "response_headers_to_add": {"set-cookie": "a=1\r\nx: y"}}`, `response_headers_to_add["set-cookie"]: the value has a control character`},
+		{"header name with CRLF", `decision := {"allowed": true, "headers": {"x-a\r\nx-b": "1"}}`, `headers: "x-a\r\nx-b" is not a header name`},
+		{"header name with a colon", `decision := {"allowed": true, "headers": {"x-a: 1\r\nx-b": "1"}}`, `is not a header name`},
+		{"header name with a space", `decision := {"allowed": true, "headers": {"x a": "1"}}`, `headers: "x a" is not a header name`},
+		{"header name NUL", `decision := {"allowed": true, "headers": {"x\u0000": "1"}}`, `is not a header name`},
+		{"header name beyond ASCII", `decision := {"allowed": true, "headers": {"x-\u00e9": "1"}}`, `is not a header name`},
+		{"pseudo-header name", `decision := {"allowed": true, "headers": {":authority": "evil.example"}}`, `headers: ":authority" is not a header name`},
+		{"deny header name with a space", `decision := {"allowed": false, "headers": {"www authenticate": "x"}}`, `headers: "www authenticate" is not a header name`},
+		{"response header name with LF", `decision := {"allowed": true, "response_headers_to_add": {"a\nb": "1"}}`, `response_headers_to_add: "a\nb" is not a header name`},
+		{"header to remove with CRLF", `decision := {"allowed": true, "request_headers_to_remove": ["x-a", "cookie\r\nx-b"]}`, `request_headers_to_remove[1]: "cookie\r\nx-b" is not a header name`},
+		{"header to remove empty", `decision := {"allowed": true, "request_headers_to_remove": [""]}`, `request_headers_to_remove[0]: "" is not a header name`},
+		{"header to remove with a space", `decision := {"allowed": true, "request_headers_to_remove": ["x a"]}`, `request_headers_to_remove[0]: "x a" is not a header name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -57,7 +58,7 @@ func decodeObject(obj ast.Object) (Result, error) {
 		}
 	}
 	if t := obj.Get(ast.StringTerm(keyRequestHeadersToRemove)); t != nil {
-		if res.RequestHeadersToRemove, err = decodeStrings(keyRequestHeadersToRemove, t.Value); err != nil {
+		if res.RequestHeadersToRemove, err = headerNames(keyRequestHeadersToRemove, t.Value); err != nil {
 			return Result{}, err
 		}
 	}
@@ -118,28 +119,82 @@ func appendHeaders(hs []Header, label string, obj ast.Object) ([]Header, error) 
 		if name == "" {
 			return nil, fmt.Errorf("%w: %s has an empty header name", ErrBadResult, label)
 		}
+		if !IsToken(string(name)) {
+			return nil, notAHeaderName(label, string(name))
+		}
 		names = append(names, string(name))
 	}
 	slices.Sort(names)
 
 	for _, name := range names {
 		valueLabel := fmt.Sprintf("%s[%q]", label, name)
+		var values []string
 		switch v := obj.Get(ast.StringTerm(name)).Value.(type) {
 		case ast.String:
-			hs = append(hs, Header{Key: name, Value: string(v)})
+			values = []string{string(v)}
 		case *ast.Array, ast.Set:
-			values, err := decodeStrings(valueLabel, v)
-			if err != nil {
+			var err error
+			if values, err = decodeStrings(valueLabel, v); err != nil {
 				return nil, err
-			}
-			for _, value := range values {
-				hs = append(hs, Header{Key: name, Value: value})
 			}
 		default:
 			return nil, wrongType(valueLabel, "a string or an array of strings", v)
 		}
+		for _, value := range values {
+			if !ValidHeaderValue(value) {
+				// The value itself stays out of the message: it may hold
+				// what the policy meant for the upstream only.
+				return nil, fmt.Errorf("%w: %s: the value has a control character (CR, LF, NUL or another; only tab is allowed)", ErrBadResult, valueLabel)
+			}
+			hs = append(hs, Header{Key: name, Value: value})
+		}
 	}
 	return hs, nil
+}
+
+// headerNames converts request_headers_to_remove: header names.
+func headerNames(label string, v ast.Value) ([]string, error) {
+	names, err := decodeStrings(label, v)
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range names {
+		if !IsToken(name) {
+			return nil, notAHeaderName(fmt.Sprintf("%s[%d]", label, i), name)
+		}
+	}
+	return names, nil
+}
+
+func notAHeaderName(label, name string) error {
+	return fmt.Errorf("%w: %s: %q is not a header name (an HTTP token: letters, digits and !#$%%&'*+-.^_`|~)", ErrBadResult, label, name)
+}
+
+// IsToken reports whether s is an HTTP token (RFC 9110 §5.6.2), the
+// grammar of header names and methods.
+func IsToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ValidHeaderValue reports whether v can be sent as a header value: no
+// control character but tab (RFC 9110 §5.5). CR and LF would end the header
+// and start another on the wire, NUL cuts it short in some parsers; Envoy
+// and Go refuse them, each in its own way, so the decision path refuses them
+// first, the same over every adapter.
+func ValidHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeStrings converts an array of strings, or a set of strings in sorted

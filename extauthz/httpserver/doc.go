@@ -103,5 +103,7 @@
 // x-claimcheck-dry-run: true when the request was allowed only by dry-run.
 // The handler never answers 5xx except 503 when it cannot decide: a panic, or
 // a decision it cannot write as HTTP (a header name or value that is not
-// valid), is a 503 deny, never a 200.
+// valid; the decision path refuses those from the policy already, 503
+// policy_error, so this is a second line of defence), is a 503 deny, never a
+// 200.
 package httpserver

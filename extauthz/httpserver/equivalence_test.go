@@ -79,7 +79,8 @@ type original struct {
 }
 
 // envoyCheckRequest is the CheckRequest Envoy's gRPC ext_authz filter sends
-// for o: lower-case headers with repeated ones joined by ",", the host as
+// for o: lower-case headers with repeated ones joined by "," (cookie lines
+// by "; "), the host as
 // :authority (no host header), :method, :path and :scheme, plus the headers
 // Envoy's connection manager adds itself (added, e.g. x-forwarded-for and
 // x-forwarded-proto at the edge); the request ID is x-request-id.
@@ -88,7 +89,11 @@ func envoyCheckRequest(o original, added map[string]string) *authv3.CheckRequest
 	for _, x := range o.headers {
 		k := strings.ToLower(x.name)
 		if prev, ok := h[k]; ok {
-			h[k] = prev + "," + x.value
+			sep := ","
+			if k == "cookie" {
+				sep = "; "
+			}
+			h[k] = prev + sep + x.value
 		} else {
 			h[k] = x.value
 		}
@@ -121,7 +126,7 @@ func TestInputIsTheSameWhicheverAdapterBuiltIt(t *testing.T) {
 		method: "POST", uri: "/orders/42?expand=items&expand=customer&q=a%20b", host: "api.example.com", scheme: "https",
 		headers: []hdr{
 			{"Authorization", "Bearer good"}, {"Accept", "application/json"}, {"X-Request-Id", "req-1"},
-			{"X-Trace", "a"}, {"X-Trace", "b"}, {"Cookie", "session=1"},
+			{"X-Trace", "a"}, {"X-Trace", "b"}, {"Cookie", "session=1"}, {"Cookie", "theme=dark; lang=en"},
 		},
 		clientIP: "203.0.113.7", clientPort: 51234,
 	}

@@ -179,7 +179,7 @@ func decisionAnswer(d extauthz.Decision) (answer, error) {
 		}
 		var remove []string
 		for _, k := range d.RemoveHeaders {
-			if !isToken(k) {
+			if !policy.IsToken(k) {
 				return answer{}, fmt.Errorf("headers to remove: %q is not a header name", k)
 			}
 			if !framing[strings.ToLower(k)] {
@@ -219,13 +219,15 @@ var framing = map[string]bool{
 	"te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
 }
 
-// addHeaders adds hs to h, repeated keys as several values.
+// addHeaders adds hs to h, repeated keys as several values. The policy's
+// headers were checked as it answered (a 503 policy_error); this is a second
+// line of defence, for headers from anywhere else.
 func addHeaders(h http.Header, hs []policy.Header) error {
 	for _, x := range hs {
-		if !isToken(x.Key) {
+		if !policy.IsToken(x.Key) {
 			return fmt.Errorf("%q is not a header name", x.Key)
 		}
-		if !validValue(x.Value) {
+		if !policy.ValidHeaderValue(x.Value) {
 			return fmt.Errorf("header %s: the value has control characters", x.Key)
 		}
 		if framing[strings.ToLower(x.Key)] {
@@ -234,15 +236,4 @@ func addHeaders(h http.Header, hs []policy.Header) error {
 		h.Add(x.Key, x.Value)
 	}
 	return nil
-}
-
-// validValue reports whether v can be a header field value: no control
-// characters but tab.
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

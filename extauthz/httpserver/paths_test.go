@@ -170,17 +170,24 @@ type pathRig struct {
 	http string // host:port of the forward-auth listener
 }
 
-// pathAuthorizer is an Authorizer with pathRego.
-func pathAuthorizer(t testing.TB, mode urlpath.Mode) *extauthz.Authorizer {
+// regoEngine is a policy engine for one Rego module and its decision rule.
+func regoEngine(t testing.TB, module, decision string) *policy.Engine {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "paths.rego"), []byte(pathRego), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "policy.rego"), []byte(module), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	engine, err := policy.New(context.Background(), policy.Config{Paths: []string{dir}, Decision: "paths/allow"})
+	engine, err := policy.New(context.Background(), policy.Config{Paths: []string{dir}, Decision: decision})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return engine
+}
+
+// pathAuthorizer is an Authorizer with pathRego.
+func pathAuthorizer(t testing.TB, mode urlpath.Mode) *extauthz.Authorizer {
+	t.Helper()
+	engine := regoEngine(t, pathRego, "paths/allow")
 	a, err := extauthz.New(extauthz.Config{TokenRequired: true, PathNormalization: mode}, twoClients{}, extauthz.StaticPolicy(engine), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +197,12 @@ func pathAuthorizer(t testing.TB, mode urlpath.Mode) *extauthz.Authorizer {
 
 func newPathRig(t *testing.T, mode urlpath.Mode) *pathRig {
 	t.Helper()
-	a := pathAuthorizer(t, mode)
+	return serveAdapters(t, pathAuthorizer(t, mode))
+}
+
+// serveAdapters serves a over gRPC and forward-auth on loopback.
+func serveAdapters(t *testing.T, a *extauthz.Authorizer) *pathRig {
+	t.Helper()
 	gl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

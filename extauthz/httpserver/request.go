@@ -13,7 +13,9 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/reason"
+	"github.com/claimcheck/claimcheck/policy"
 )
 
 // maxHeaderBytes is the most request header bytes accepted, Envoy's default
@@ -359,7 +361,7 @@ func pairOf(name string) string {
 
 // checkMethod accepts an HTTP token (RFC 9110 §5.6.2).
 func checkMethod(name, m string) error {
-	if m == "" || !isToken(m) {
+	if !policy.IsToken(m) {
 		return badRequest("%s: %q is not an HTTP method", name, m)
 	}
 	return nil
@@ -396,12 +398,13 @@ func forwardedScheme(p string) (string, error) {
 	return "", badRequest("%s: expected http or https, got %q", hForwardedProto, p)
 }
 
-// headerMap returns h with lower-case names and repeated headers joined with
-// ",", without hop-by-hop headers and those in omit.
+// headerMap returns h with lower-case names and repeated headers joined as
+// Envoy joins them (extauthz.JoinHeaderValues: cookie lines with "; ", the
+// rest with ","), without hop-by-hop headers and those in omit.
 func headerMap(h http.Header, omit []string) map[string]string {
 	out := make(map[string]string, len(h)+4)
 	for k, vs := range h {
-		out[strings.ToLower(k)] = strings.Join(vs, ",")
+		out[strings.ToLower(k)] = extauthz.JoinHeaderValues(strings.ToLower(k), vs)
 	}
 	for k := range hopByHop {
 		delete(out, k)
@@ -483,16 +486,4 @@ func protocol(r *http.Request) string {
 		return fmt.Sprintf("HTTP/%d", r.ProtoMajor)
 	}
 	return r.Proto
-}
-
-// isToken reports whether s is an HTTP token.
-func isToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return s != ""
 }

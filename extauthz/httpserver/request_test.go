@@ -164,6 +164,13 @@ func TestForwardAuthMapsTheOriginalRequest(t *testing.T) {
 				absent:  []string{"connection", "keep-alive", "te", "upgrade"}},
 		},
 		{
+			name: "two cookie lines joined with a semicolon, as Envoy joins them",
+			req: fwdRequest{target: "/", host: "api", remote: "203.0.113.7:5000",
+				headers: []hdr{{"Cookie", "a=1"}, {"Cookie", "at=tok; b=2"}, {"cookie", "c=3"}}},
+			want: want{method: "GET", path: "/", host: "api", scheme: "http", source: "203.0.113.7:5000",
+				headers: map[string]string{"cookie": "a=1; at=tok; b=2; c=3"}},
+		},
+		{
 			name: "absolute-form request target: its path and query",
 			req:  fwdRequest{target: "http://api.example.com/orders?x=1", host: "api.example.com", remote: "203.0.113.7:5000"},
 			want: want{method: "GET", path: "/orders?x=1", host: "api.example.com", scheme: "http", source: "203.0.113.7:5000"},
