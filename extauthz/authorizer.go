@@ -158,10 +158,10 @@ func New(cfg Config, v Verifier, p PolicySource, log *slog.Logger) (*Authorizer,
 		return nil, errors.New("extauthz: a verifier and a policy are required")
 	}
 	if cfg.Realm == "" {
-		cfg.Realm = "claimcheck"
+		cfg.Realm = DefaultRealm
 	}
 	if len(cfg.Sources) == 0 {
-		cfg.Sources = []TokenSource{{Header: "authorization", Prefix: "Bearer "}}
+		cfg.Sources = DefaultSources()
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

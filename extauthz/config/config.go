@@ -24,8 +24,13 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/extauthz/decisionlog"
+	"github.com/claimcheck/claimcheck/extauthz/keys"
 	"github.com/claimcheck/claimcheck/extauthz/token"
+	"github.com/claimcheck/claimcheck/extauthz/tracing"
 	"github.com/claimcheck/claimcheck/extauthz/urlpath"
+	"github.com/claimcheck/claimcheck/policy"
 )
 
 // Config is the whole configuration file.
@@ -131,7 +136,8 @@ type Issuer struct {
 	// none (see token.Issuer.MaxKidlessKeys); nil: KidlessKeys's default.
 	MaxKidlessKeys *KeyCount `yaml:"max_kidless_keys"`
 
-	// Remote key sets (jwks_uri or discovery).
+	// Remote key sets (jwks_uri or discovery). Defaults keys.DefaultMinRefresh,
+	// keys.DefaultMaxRefresh and keys.DefaultHTTPTimeout.
 	MinRefresh         Duration `yaml:"min_refresh,omitempty"`
 	MaxRefresh         Duration `yaml:"max_refresh,omitempty"`
 	FetchTimeout       Duration `yaml:"fetch_timeout,omitempty"`
@@ -193,31 +199,35 @@ func (k *KeyCount) UnmarshalYAML(n *yaml.Node) error {
 
 // Token says where bearer tokens are found and how big they may be.
 type Token struct {
+	// Sources are tried in order. Default extauthz.DefaultSources().
 	Sources []Source `yaml:"sources"`
 	// Required, when false, lets requests without a token reach the policy
 	// (input.token is then absent). Default true.
 	Required *bool `yaml:"required"`
-	// Realm is the realm in WWW-Authenticate challenges. Default "claimcheck".
+	// Realm is the realm in WWW-Authenticate challenges. Default
+	// extauthz.DefaultRealm.
 	Realm string `yaml:"realm"`
-	// MaxSize is the largest accepted token in bytes. Default 16384.
+	// MaxSize is the largest accepted token in bytes. Default
+	// token.DefaultMaxSize.
 	MaxSize int `yaml:"max_size"`
 	// Cache remembers verified tokens (and, briefly, rejected ones).
 	Cache Cache `yaml:"cache"`
 }
 
-// Cache bounds the verified-token cache.
+// Cache bounds the verified-token cache; the defaults are token's
+// DefaultCache* constants.
 type Cache struct {
 	Enabled     *bool     `yaml:"enabled"`      // default true
-	MaxEntries  int       `yaml:"max_entries"`  // default 10000
-	MaxBytes    int64     `yaml:"max_bytes"`    // default 32 MiB
-	MaxTTL      Duration  `yaml:"max_ttl"`      // default 5m; entries live until min(exp, max_ttl)
-	NegativeTTL *Duration `yaml:"negative_ttl"` // default 10s; 0s disables the negative cache
+	MaxEntries  int       `yaml:"max_entries"`  // default token.DefaultCacheMaxEntries
+	MaxBytes    int64     `yaml:"max_bytes"`    // default token.DefaultCacheMaxBytes
+	MaxTTL      Duration  `yaml:"max_ttl"`      // default token.DefaultCacheMaxTTL; entries live until min(exp, max_ttl)
+	NegativeTTL *Duration `yaml:"negative_ttl"` // default token.DefaultCacheNegativeTTL; 0s disables the negative cache
 }
 
 // Negative is the negative cache's TTL.
 func (c Cache) Negative() time.Duration {
 	if c.NegativeTTL == nil {
-		return DefaultNegativeTTL
+		return token.DefaultCacheNegativeTTL
 	}
 	return time.Duration(*c.NegativeTTL)
 }
@@ -244,7 +254,7 @@ type Policy struct {
 	// DryRun allows every request after evaluating and logging the real
 	// decision.
 	DryRun bool `yaml:"dry_run"`
-	// Timeout bounds one evaluation. Default 100ms.
+	// Timeout bounds one evaluation. Default policy.DefaultEvalTimeout.
 	Timeout Duration `yaml:"timeout"`
 	// AllowNetwork enables http.send and net.lookup_ip_addr.
 	AllowNetwork bool `yaml:"allow_network"`
@@ -283,7 +293,7 @@ type DecisionLog struct {
 // Upload is an OPA-compatible decision log service.
 type Upload struct {
 	URL             string   `yaml:"url"`
-	Resource        string   `yaml:"resource"` // default /logs
+	Resource        string   `yaml:"resource"` // default decisionlog.DefaultUploadResource
 	BearerTokenFile string   `yaml:"bearer_token_file"`
 	MinDelay        Duration `yaml:"min_delay"`
 	MaxDelay        Duration `yaml:"max_delay"`
@@ -320,8 +330,9 @@ type Tracing struct {
 	// OTLPEndpoint is the collector's URL, e.g. http://otel-collector:4317:
 	// https uses TLS, http plaintext. Empty (the default) turns tracing off.
 	OTLPEndpoint string `yaml:"otlp_endpoint"`
-	// Protocol is grpc (OTLP/gRPC, the default) or http (OTLP/HTTP with
-	// protobuf; the URL's path defaults to /v1/traces).
+	// Protocol is grpc (OTLP/gRPC, the default: tracing.ProtocolGRPC) or
+	// http (OTLP/HTTP with protobuf; the URL's path defaults to
+	// tracing.DefaultHTTPPath).
 	Protocol string `yaml:"protocol"`
 	// SampleRatio is the fraction of new traces recorded, in [0, 1];
 	// default 1. A forwarded trace context's sampled flag is followed.
@@ -361,13 +372,11 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// Defaults.
-const (
-	DefaultRealm    = "claimcheck"
-	DefaultMaxSize  = 16 << 10
-	DefaultDecision = "claimcheck/authz/allow"
-	maxClockSkew    = 10 * time.Minute
-)
+// DefaultDecision is policy.decision's default. The defaults config
+// applies on behalf of other packages are theirs: see setDefaults.
+const DefaultDecision = "claimcheck/authz/allow"
+
+const maxClockSkew = 10 * time.Minute
 
 // AsymmetricAlgorithms are the JWS algorithms accepted when an issuer lists none.
 var AsymmetricAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -376,20 +385,12 @@ var AsymmetricAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384",
 // hmac_secret_file, to their hash output length in bytes.
 var hmacAlgorithms = map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}
 
-// Remote key set defaults and limits.
+// Limits of the policy and of remote key sets.
 const (
-	DefaultMinRefresh    = 30 * time.Second
-	DefaultMaxRefresh    = time.Hour
-	DefaultFetchTimeout  = 5 * time.Second
-	DefaultPolicyTimeout = 100 * time.Millisecond
-	DefaultCacheEntries  = 10000
-	DefaultCacheBytes    = 32 << 20
-	DefaultCacheTTL      = 5 * time.Minute
-	DefaultNegativeTTL   = 10 * time.Second
-	maxPolicyTimeout     = 10 * time.Second
-	minRefreshFloor      = time.Second
-	maxRefreshCeiling    = 24 * time.Hour
-	maxFetchTimeout      = time.Minute
+	maxPolicyTimeout  = 10 * time.Second
+	minRefreshFloor   = time.Second
+	maxRefreshCeiling = 24 * time.Hour
+	maxFetchTimeout   = time.Minute
 )
 
 // Load reads, decodes and validates the file at path.
@@ -473,26 +474,28 @@ func (c *Config) setDefaults(dir string) {
 		c.HTTP.TrustedProxies = DefaultTrustedProxies
 	}
 	if len(c.Token.Sources) == 0 {
-		c.Token.Sources = []Source{{Header: "authorization", Prefix: "Bearer "}}
+		for _, s := range extauthz.DefaultSources() {
+			c.Token.Sources = append(c.Token.Sources, Source(s))
+		}
 	}
 	for i := range c.Token.Sources {
 		c.Token.Sources[i].Header = strings.ToLower(c.Token.Sources[i].Header)
 	}
 	if c.Token.Realm == "" {
-		c.Token.Realm = DefaultRealm
+		c.Token.Realm = extauthz.DefaultRealm
 	}
 	if c.Token.MaxSize == 0 {
-		c.Token.MaxSize = DefaultMaxSize
+		c.Token.MaxSize = token.DefaultMaxSize
 	}
 	if tc := &c.Token.Cache; tc.On() {
 		if tc.MaxEntries == 0 {
-			tc.MaxEntries = DefaultCacheEntries
+			tc.MaxEntries = token.DefaultCacheMaxEntries
 		}
 		if tc.MaxBytes == 0 {
-			tc.MaxBytes = DefaultCacheBytes
+			tc.MaxBytes = token.DefaultCacheMaxBytes
 		}
 		if tc.MaxTTL == 0 {
-			tc.MaxTTL = Duration(DefaultCacheTTL)
+			tc.MaxTTL = Duration(token.DefaultCacheMaxTTL)
 		}
 	}
 	if c.Policy.Decision == "" {
@@ -502,7 +505,7 @@ func (c *Config) setDefaults(dir string) {
 		c.Policy.Paths[i] = resolve(dir, p)
 	}
 	if c.Policy.Timeout == 0 {
-		c.Policy.Timeout = Duration(DefaultPolicyTimeout)
+		c.Policy.Timeout = Duration(policy.DefaultEvalTimeout)
 	}
 	if b := c.Policy.Bundle; b != nil {
 		b.PublicKeyFile = resolve(dir, b.PublicKeyFile)
@@ -516,7 +519,7 @@ func (c *Config) setDefaults(dir string) {
 	if u := c.DecisionLog.Upload; u != nil {
 		u.BearerTokenFile = resolve(dir, u.BearerTokenFile)
 		if u.Resource == "" {
-			u.Resource = "/logs"
+			u.Resource = decisionlog.DefaultUploadResource
 		}
 	}
 	for i := range c.Issuers {
@@ -531,16 +534,16 @@ func (c *Config) setDefaults(dir string) {
 		is.setIntrospectionDefaults(dir)
 		if is.Remote() {
 			if is.Discovery == "" && is.JWKSURI == "" {
-				is.Discovery = "openid"
+				is.Discovery = keys.DiscoveryOpenID
 			}
 			if is.MinRefresh == 0 {
-				is.MinRefresh = Duration(DefaultMinRefresh)
+				is.MinRefresh = Duration(keys.DefaultMinRefresh)
 			}
 			if is.MaxRefresh == 0 {
-				is.MaxRefresh = Duration(DefaultMaxRefresh)
+				is.MaxRefresh = Duration(keys.DefaultMaxRefresh)
 			}
 			if is.FetchTimeout == 0 {
-				is.FetchTimeout = Duration(DefaultFetchTimeout)
+				is.FetchTimeout = Duration(keys.DefaultHTTPTimeout)
 			}
 		}
 	}
@@ -556,7 +559,7 @@ func (c *Config) setDefaults(dir string) {
 	if t := &c.Tracing; t.On() {
 		t.CAFile = resolve(dir, t.CAFile)
 		if t.Protocol == "" {
-			t.Protocol = "grpc"
+			t.Protocol = tracing.ProtocolGRPC
 		}
 		if t.ServiceName == "" {
 			t.ServiceName = "claimcheck"

@@ -7,6 +7,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/claimcheck/claimcheck/extauthz"
+	"github.com/claimcheck/claimcheck/extauthz/keys"
+	"github.com/claimcheck/claimcheck/extauthz/token"
+	"github.com/claimcheck/claimcheck/policy"
 )
 
 // validYAML is a minimal valid config; tests replace parts of it.
@@ -43,7 +48,7 @@ func TestParseAppliesDefaultsAndResolvesPaths(t *testing.T) {
 	if got := c.Token.Sources; len(got) != 1 || got[0].Header != "authorization" || got[0].Prefix != "Bearer " {
 		t.Errorf("default sources = %+v", got)
 	}
-	if c.Token.MaxSize != DefaultMaxSize || c.Token.Realm != DefaultRealm || c.Policy.Decision != DefaultDecision {
+	if c.Token.MaxSize != token.DefaultMaxSize || c.Token.Realm != extauthz.DefaultRealm || c.Policy.Decision != DefaultDecision {
 		t.Errorf("defaults not applied: %+v %+v", c.Token, c.Policy)
 	}
 	if !c.TokenRequired() {
@@ -279,8 +284,8 @@ func TestParseKeySourceDefaults(t *testing.T) {
 		check        func(t *testing.T, is Issuer)
 	}{
 		{name: "discovery gets openid and refresh defaults", source: "", check: func(t *testing.T, is Issuer) {
-			if !is.Remote() || is.Discovery != "openid" || time.Duration(is.MinRefresh) != DefaultMinRefresh ||
-				time.Duration(is.MaxRefresh) != DefaultMaxRefresh || time.Duration(is.FetchTimeout) != DefaultFetchTimeout {
+			if !is.Remote() || is.Discovery != "openid" || time.Duration(is.MinRefresh) != keys.DefaultMinRefresh ||
+				time.Duration(is.MaxRefresh) != keys.DefaultMaxRefresh || time.Duration(is.FetchTimeout) != keys.DefaultHTTPTimeout {
 				t.Errorf("issuer = %+v", is)
 			}
 		}},
@@ -321,7 +326,7 @@ func TestPolicyAndDecisionLogDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.WatchPolicy() || time.Duration(c.Policy.Timeout) != DefaultPolicyTimeout || c.Policy.DryRun {
+	if !c.WatchPolicy() || time.Duration(c.Policy.Timeout) != policy.DefaultEvalTimeout || c.Policy.DryRun {
 		t.Errorf("policy defaults = %+v", c.Policy)
 	}
 	if c.DecisionLog.Rate() != 1 || c.DecisionLog.Output != filepath.Join(dir, "decisions.log") || c.DecisionLog.Upload.Resource != "/logs" {
@@ -368,8 +373,8 @@ func TestTokenCacheDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc := c.Token.Cache
-	if !tc.On() || tc.MaxEntries != DefaultCacheEntries || tc.MaxBytes != DefaultCacheBytes ||
-		time.Duration(tc.MaxTTL) != DefaultCacheTTL || tc.Negative() != DefaultNegativeTTL {
+	if !tc.On() || tc.MaxEntries != token.DefaultCacheMaxEntries || tc.MaxBytes != token.DefaultCacheMaxBytes ||
+		time.Duration(tc.MaxTTL) != token.DefaultCacheMaxTTL || tc.Negative() != token.DefaultCacheNegativeTTL {
 		t.Errorf("cache defaults = %+v", tc)
 	}
 	c, err = Parse([]byte(validYAML+"token: {cache: {negative_ttl: 0s}}\n"), dir)

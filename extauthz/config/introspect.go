@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/claimcheck/claimcheck/extauthz/introspect"
 )
 
 // Introspection is an issuer's RFC 7662 token introspection endpoint and
@@ -18,7 +20,8 @@ type Introspection struct {
 	// ClientSecretFile holds the client secret (one trailing newline is
 	// ignored); it is re-read for every request.
 	ClientSecretFile string `yaml:"client_secret_file"`
-	// Auth is client_secret_basic (default) or client_secret_post.
+	// Auth is client_secret_basic (default, introspect.DefaultAuth) or
+	// client_secret_post.
 	Auth string `yaml:"auth"`
 	// CacheTTL bounds how long an active answer is reused: until
 	// min(exp, cache_ttl). Default 1m; 0s asks for every request.
@@ -26,7 +29,7 @@ type Introspection struct {
 	// InactiveTTL is how long an inactive or rejected answer is reused.
 	// Default 10s; 0s reuses none.
 	InactiveTTL *Duration `yaml:"inactive_ttl"`
-	// Timeout bounds one request. Default 5s.
+	// Timeout bounds one request. Default introspect.DefaultTimeout.
 	Timeout Duration `yaml:"timeout"`
 }
 
@@ -36,26 +39,25 @@ type Userinfo struct {
 	// the issuer's discovery document (only when its keys come from
 	// discovery).
 	Endpoint string `yaml:"endpoint"`
-	// OnError is deny (default) or continue (without input.token.userinfo).
+	// OnError is deny (default, introspect.DefaultOnError) or continue
+	// (without input.token.userinfo).
 	OnError string `yaml:"on_error"`
 	// CacheTTL bounds how long an answer is reused: until min(the token's
 	// exp, cache_ttl). Default 1m; 0s asks for every request.
 	CacheTTL *Duration `yaml:"cache_ttl"`
-	// Timeout bounds one request. Default 5s.
+	// Timeout bounds one request. Default introspect.DefaultTimeout.
 	Timeout Duration `yaml:"timeout"`
 }
 
-// Introspection and userinfo defaults and limits.
+// Introspection and userinfo cache defaults and limits. Package introspect
+// reuses no answer unless told to, so these defaults are config's; the
+// others (introspect, auth, on_error, timeout) are introspect's.
 const (
-	DefaultIntrospect         = "opaque"
-	DefaultIntrospectionAuth  = "client_secret_basic"
-	DefaultIntrospectionTTL   = time.Minute
-	DefaultInactiveTTL        = 10 * time.Second
-	DefaultIntrospectionLimit = 5 * time.Second // per request, introspection and userinfo
-	DefaultUserinfoOnError    = "deny"
-	DefaultUserinfoTTL        = time.Minute
-	maxInactiveTTL            = time.Minute
-	maxAnswerTTL              = 24 * time.Hour
+	DefaultIntrospectionTTL = time.Minute
+	DefaultInactiveTTL      = 10 * time.Second
+	DefaultUserinfoTTL      = time.Minute
+	maxInactiveTTL          = time.Minute
+	maxAnswerTTL            = 24 * time.Hour
 )
 
 // introspectModes are the values of issuers[].introspect.
@@ -84,24 +86,24 @@ func (is *Issuer) setIntrospectionDefaults(dir string) {
 	if in := is.Introspection; in != nil {
 		in.ClientSecretFile = resolve(dir, in.ClientSecretFile)
 		if is.Introspect == "" {
-			is.Introspect = DefaultIntrospect
+			is.Introspect = introspect.DefaultMode
 		}
 		if in.Auth == "" {
-			in.Auth = DefaultIntrospectionAuth
+			in.Auth = introspect.DefaultAuth
 		}
 		in.CacheTTL = durationOr(in.CacheTTL, DefaultIntrospectionTTL)
 		in.InactiveTTL = durationOr(in.InactiveTTL, DefaultInactiveTTL)
 		if in.Timeout == 0 {
-			in.Timeout = Duration(DefaultIntrospectionLimit)
+			in.Timeout = Duration(introspect.DefaultTimeout)
 		}
 	}
 	if ui := is.Userinfo; ui != nil {
 		if ui.OnError == "" {
-			ui.OnError = DefaultUserinfoOnError
+			ui.OnError = introspect.DefaultOnError
 		}
 		ui.CacheTTL = durationOr(ui.CacheTTL, DefaultUserinfoTTL)
 		if ui.Timeout == 0 {
-			ui.Timeout = Duration(DefaultIntrospectionLimit)
+			ui.Timeout = Duration(introspect.DefaultTimeout)
 		}
 	}
 }
@@ -160,7 +162,7 @@ const keylessHint = "this issuer has no key source (jwks_uri, a key file or disc
 // validateKeyless refuses settings that concern only JWTs on an issuer
 // whose JWTs are all refused.
 func (is Issuer) validateKeyless(p *problems, field string) {
-	if is.Introspect != DefaultIntrospect && slices.Contains(introspectModes, is.Introspect) {
+	if is.Introspect != introspect.ModeOpaque && slices.Contains(introspectModes, is.Introspect) {
 		p.add(field+".introspect", "expected opaque: %s", keylessHint)
 	}
 	if len(is.Algorithms) > 0 {

@@ -9,10 +9,13 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/claimcheck/claimcheck/extauthz/token"
 )
 
-// DefaultMaxEntries bounds each issuer's cache of answers.
-const DefaultMaxEntries = 10000
+// DefaultMaxEntries bounds each issuer's cache of answers: like the token
+// cache, whose bound claimcheck gives these caches too.
+const DefaultMaxEntries = token.DefaultCacheMaxEntries
 
 // answer is what an endpoint said about one token, and until when it may
 // be reused: not at all when expires is not after the time it was given.

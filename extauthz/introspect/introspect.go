@@ -30,6 +30,8 @@ const (
 	// ClientSecretPost sends them as client_id and client_secret in the
 	// form body.
 	ClientSecretPost = "client_secret_post"
+	// DefaultAuth is the method when Config.Auth is empty.
+	DefaultAuth = ClientSecretBasic
 )
 
 // Modes say which tokens an issuer introspects.
@@ -43,6 +45,8 @@ const (
 	// ModeJWT introspects the issuer's JWTs after local verification, and
 	// takes no opaque tokens.
 	ModeJWT = "jwt"
+	// DefaultMode is the mode when Config.Mode is empty.
+	DefaultMode = ModeOpaque
 )
 
 // Config configures a Client for one issuer.
@@ -53,7 +57,7 @@ type Config struct {
 	// Rules are the issuer, its audiences and clock skew; an answer about
 	// an opaque token is checked by them as a JWT's claims would be.
 	Rules token.Rules
-	// Mode is ModeOpaque (the default), ModeAlways or ModeJWT.
+	// Mode is ModeOpaque (DefaultMode), ModeAlways or ModeJWT.
 	Mode string
 	// ClientID identifies claimcheck to the endpoint.
 	ClientID string
@@ -61,7 +65,7 @@ type Config struct {
 	// request, so a rotated secret is used at once; one trailing newline is
 	// ignored. The secret is never logged.
 	ClientSecretFile string
-	// Auth is ClientSecretBasic (the default) or ClientSecretPost.
+	// Auth is ClientSecretBasic (DefaultAuth) or ClientSecretPost.
 	Auth string
 	// CacheTTL bounds how long an active answer is reused: until
 	// min(exp, CacheTTL). Zero asks about every request.
@@ -120,13 +124,13 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("introspect: issuer %s: negative cache_ttl or inactive_ttl", name)
 	}
 	if cfg.Mode == "" {
-		cfg.Mode = ModeOpaque
+		cfg.Mode = DefaultMode
 	}
 	if cfg.Mode != ModeOpaque && cfg.Mode != ModeAlways && cfg.Mode != ModeJWT {
 		return nil, fmt.Errorf("introspect: issuer %s: unknown mode %q", name, cfg.Mode)
 	}
 	if cfg.Auth == "" {
-		cfg.Auth = ClientSecretBasic
+		cfg.Auth = DefaultAuth
 	}
 	if cfg.Auth != ClientSecretBasic && cfg.Auth != ClientSecretPost {
 		return nil, fmt.Errorf("introspect: issuer %s: unknown auth %q", name, cfg.Auth)

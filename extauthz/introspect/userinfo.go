@@ -18,6 +18,9 @@ const (
 	OnErrorDeny = "deny"
 	// OnErrorContinue goes on without userinfo.
 	OnErrorContinue = "continue"
+	// DefaultOnError is what a Userinfo does when UserinfoConfig.OnError
+	// is empty.
+	DefaultOnError = OnErrorDeny
 )
 
 // UserinfoConfig configures a Userinfo for one issuer.
@@ -25,7 +28,7 @@ type UserinfoConfig struct {
 	// Endpoint is the userinfo endpoint, and the issuer whose tokens are
 	// sent there.
 	Endpoint
-	// OnError is OnErrorDeny (the default) or OnErrorContinue.
+	// OnError is OnErrorDeny (DefaultOnError) or OnErrorContinue.
 	OnError string
 	// CacheTTL bounds how long an answer is reused: until min(the token's
 	// exp, CacheTTL). Zero asks for every request.
@@ -53,7 +56,7 @@ func NewUserinfo(cfg UserinfoConfig, opts ...Option) (*Userinfo, error) {
 		return nil, fmt.Errorf("userinfo: issuer %s: negative cache_ttl", cfg.Issuer)
 	}
 	if cfg.OnError == "" {
-		cfg.OnError = OnErrorDeny
+		cfg.OnError = DefaultOnError
 	}
 	if cfg.OnError != OnErrorDeny && cfg.OnError != OnErrorContinue {
 		return nil, fmt.Errorf("userinfo: issuer %s: unknown on_error %q", cfg.Issuer, cfg.OnError)

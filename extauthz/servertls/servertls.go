@@ -34,6 +34,10 @@ const settle = 200 * time.Millisecond
 // maxFileSize bounds each file read; PEM certificates and keys are a few KiB.
 const maxFileSize = 1 << 20
 
+// DefaultMinVersion is the lowest TLS version accepted when
+// Config.MinVersion is zero.
+const DefaultMinVersion uint16 = tls.VersionTLS12
+
 // Config names the files of a TLS listener.
 type Config struct {
 	// CertFile is the PEM certificate chain, leaf first; KeyFile its PEM
@@ -42,7 +46,8 @@ type Config struct {
 	// ClientCAFile, when set, turns on mutual TLS: every client must present
 	// a certificate that chains to one of the PEM certificates in it.
 	ClientCAFile string
-	// MinVersion is the lowest TLS version accepted; default TLS 1.2.
+	// MinVersion is the lowest TLS version accepted; zero is
+	// DefaultMinVersion.
 	MinVersion uint16
 }
 
@@ -69,7 +74,7 @@ func New(cfg Config, log *slog.Logger) (*Reloader, error) {
 		return nil, errors.New("tls: a certificate file and a key file are required")
 	}
 	if cfg.MinVersion == 0 {
-		cfg.MinVersion = tls.VersionTLS12
+		cfg.MinVersion = DefaultMinVersion
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

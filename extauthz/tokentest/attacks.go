@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/claimcheck/claimcheck/extauthz/token"
 )
 
 // Target is the issuer a set of attack tokens is aimed at: what a verifier
@@ -34,7 +36,7 @@ type Target struct {
 	// AttackerURL is the base URL of a server the attacker controls, named
 	// by jku and x5u headers. A verifier must never fetch it.
 	AttackerURL string
-	// MaxSize is the verifier's token size limit (default 16 KiB).
+	// MaxSize is the verifier's token size limit (default token.DefaultMaxSize).
 	MaxSize int
 	// Now is the verifier's clock.
 	Now time.Time
@@ -109,7 +111,7 @@ type gen struct {
 
 func newGen(tb testing.TB, t Target) *gen {
 	if t.MaxSize == 0 {
-		t.MaxSize = 16 << 10
+		t.MaxSize = token.DefaultMaxSize
 	}
 	typ := t.RequireTyp
 	if typ == "" {
