@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/claimcheck/claimcheck/extauthz/reason"
 	"github.com/claimcheck/claimcheck/extauthz/token"
 )
 
@@ -15,8 +16,8 @@ func TestZeroConfigUsesDefaultRealmAndSources(t *testing.T) {
 
 	d := a.Check(context.Background(), httpRequest("GET", "/orders", nil))
 	want := fmt.Sprintf("Bearer realm=%q", DefaultRealm)
-	if ch, _ := header(d.DenyHeaders, "www-authenticate"); d.Reason != ReasonMissingToken || ch != want {
-		t.Errorf("no token: reason %q, WWW-Authenticate %q; want %q, %q", d.Reason, ch, ReasonMissingToken, want)
+	if ch, _ := header(d.DenyHeaders, "www-authenticate"); d.Reason != reason.MissingToken || ch != want {
+		t.Errorf("no token: reason %q, WWW-Authenticate %q; want %q, %q", d.Reason, ch, reason.MissingToken, want)
 	}
 
 	sources := DefaultSources()
@@ -40,8 +41,8 @@ func TestZeroConfigUsesDefaultRealmAndSources(t *testing.T) {
 
 	// Anywhere else is not a default source.
 	d = a.Check(context.Background(), httpRequest("GET", "/orders", map[string]string{"x-api-token": "good"}))
-	if d.Reason != ReasonMissingToken {
-		t.Errorf("token in x-api-token: reason %q, want %q", d.Reason, ReasonMissingToken)
+	if d.Reason != reason.MissingToken {
+		t.Errorf("token in x-api-token: reason %q, want %q", d.Reason, reason.MissingToken)
 	}
 }
 
