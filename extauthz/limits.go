@@ -214,6 +214,6 @@ func (a *Authorizer) pastDeadline(ctx context.Context, d *Decision) {
 	n := a.unavailable(ReasonDeadline, "the decision was not made before the deadline")
 	d.Allowed, d.DryRun = false, false
 	d.Status, d.Reason, d.Description = n.Status, n.Reason, n.Description
-	d.UpstreamHeaders, d.RemoveHeaders, d.ResponseHeaders = nil, nil, nil
+	d.UpstreamHeaders, d.RemoveHeaders, d.ResponseHeaders, d.RemoveQueryParameters = nil, nil, nil, nil
 	d.DenyHeaders, d.Body, d.DynamicMetadata = n.DenyHeaders, n.Body, n.DynamicMetadata
 }
