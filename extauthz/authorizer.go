@@ -101,8 +101,6 @@ type Config struct {
 	// on allow. A header whose claim is absent is removed, so a client cannot
 	// supply it itself.
 	ForwardClaims map[string]string
-	// StripToken removes the header that carried the token on allow.
-	StripToken bool
 	// DryRun allows every request, after evaluating and logging the real
 	// decision.
 	DryRun bool
@@ -193,6 +191,9 @@ type Decision struct {
 	UpstreamHeaders []policy.Header
 	RemoveHeaders   []string
 	ResponseHeaders []policy.Header
+	// RemoveQueryParameters are removed from the upstream request's query
+	// on allow (names as sent; over gRPC only: see TokenSource.Strip).
+	RemoveQueryParameters []string
 
 	// On deny: headers and body sent to the client.
 	DenyHeaders []policy.Header
@@ -291,8 +292,12 @@ func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *De
 		// The real decision stays in Reason, Status and the logs.
 		d.Allowed, d.DryRun = true, true
 		d.DenyHeaders, d.Body, d.ResponseHeaders = nil, "", nil
-		// Forwarded-claim headers still come only from a verified token.
+		// Forwarded-claim headers still come only from a verified token,
+		// and credentials are still stripped.
 		d.UpstreamHeaders, d.RemoveHeaders = a.forwardHeaders(d.Token)
+		if r, err := parseRequest(req, a.cfg.PathNormalization); err == nil {
+			a.strip(d, r)
+		}
 	}
 	a.pastDeadline(ctx, d)
 	a.sanitize(d)
@@ -432,7 +437,7 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	case !res.Allowed:
 		d = a.policyDenied(res, tok == nil)
 	default:
-		d = a.allow(res, tok, f)
+		d = a.allow(res, tok, r)
 	}
 	d.Token, d.TokenLatency, d.PolicyLatency = tok, tokenTime, policyTime
 	if tok != nil {
@@ -457,7 +462,7 @@ func (a *Authorizer) check(ctx context.Context, req *authv3.CheckRequest, wantIn
 	return d
 }
 
-func (a *Authorizer) allow(res policy.Result, tok *token.Token, f found) Decision {
+func (a *Authorizer) allow(res policy.Result, tok *token.Token, r *request) Decision {
 	d := Decision{
 		Allowed:         true,
 		Status:          http.StatusOK,
@@ -469,9 +474,7 @@ func (a *Authorizer) allow(res policy.Result, tok *token.Token, f found) Decisio
 	set, remove := a.forwardHeaders(tok)
 	d.UpstreamHeaders = append(set, res.Headers...)
 	d.RemoveHeaders = append(d.RemoveHeaders, remove...)
-	if a.cfg.StripToken && f.header != "" {
-		d.RemoveHeaders = append(d.RemoveHeaders, f.header)
-	}
+	a.strip(&d, r)
 	return d
 }
 

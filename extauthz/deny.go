@@ -160,6 +160,6 @@ func metadata(fromPolicy map[string]any, code string) map[string]any {
 func (d *Decision) replaceAnswer(n Decision) {
 	d.Allowed, d.DryRun = false, false
 	d.Status, d.Reason, d.Description = n.Status, n.Reason, n.Description
-	d.UpstreamHeaders, d.RemoveHeaders, d.ResponseHeaders = nil, nil, nil
+	d.UpstreamHeaders, d.RemoveHeaders, d.ResponseHeaders, d.RemoveQueryParameters = nil, nil, nil, nil
 	d.DenyHeaders, d.Body, d.DynamicMetadata = n.DenyHeaders, n.Body, n.DynamicMetadata
 }

@@ -25,7 +25,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add("GET", "/?access_token=good&access_token=x", "cookie", "at=\x00", "authorization", "bearer  good ")
 	cfg := Config{
 		TokenRequired: true,
-		Sources:       []TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Query: "access_token"}, {Cookie: "at"}},
+		Sources:       []TokenSource{{Header: "authorization", Prefix: "Bearer ", Strip: true}, {Query: "access_token", Strip: true}, {Cookie: "at", Strip: true}},
 		ForwardClaims: map[string]string{"client_id": "x-client-id"},
 	}
 	fake, err := New(cfg, fakeVerifier{tokens: map[string]*token.Token{"good": goodToken}}, StaticPolicy(&fakePolicy{fn: allowAll}), nil)
@@ -66,6 +66,13 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("allowed without a verified token: %+v", d)
 		}
 		checkDeny(t, d)
+		if d.Allowed {
+			r, err := parseRequest(req, cfg.PathNormalization)
+			if err != nil {
+				t.Fatalf("allowed a request that does not parse: %v", err)
+			}
+			checkStripped(t, cfg.Sources, r, d)
+		}
 
 		d = real.Check(context.Background(), httpRequest(method, path, map[string]string{k1: v1, k2: v2}))
 		if d.Allowed && (d.Token == nil || d.Token.Issuer != iss || d.Token.Claims["jti"] != "genuine" || d.Token.KeyID != "ec-1") {

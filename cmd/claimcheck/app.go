@@ -98,14 +98,14 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, o buildOpt
 	}
 	sources := make([]extauthz.TokenSource, len(cfg.Token.Sources))
 	for i, s := range cfg.Token.Sources {
-		sources[i] = extauthz.TokenSource(s)
+		sources[i] = extauthz.TokenSource{Header: s.Header, Prefix: s.Prefix, Query: s.Query, Cookie: s.Cookie,
+			Strip: s.Strips(cfg.Forward.StripToken)}
 	}
 	a.authorizer, err = extauthz.New(extauthz.Config{
 		Sources:       sources,
 		TokenRequired: cfg.TokenRequired(),
 		Realm:         cfg.Token.Realm,
 		ForwardClaims: cfg.Forward.Claims,
-		StripToken:    cfg.Forward.StripToken,
 
 		DryRun:            cfg.Policy.DryRun,
 		AllowPublicRoutes: cfg.Routes.AllowPublic,

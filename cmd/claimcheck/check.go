@@ -235,6 +235,7 @@ type decisionJSON struct {
 	Description     string            `json:"description,omitempty"`
 	UpstreamHeaders map[string]string `json:"upstream_headers,omitempty"`
 	RemoveHeaders   []string          `json:"remove_headers,omitempty"`
+	RemoveQuery     []string          `json:"remove_query_parameters,omitempty"`
 	ResponseHeaders map[string]string `json:"response_headers,omitempty"`
 	DenyHeaders     map[string]string `json:"deny_headers,omitempty"`
 	Body            string            `json:"body,omitempty"`
@@ -249,6 +250,7 @@ func decisionOutput(d extauthz.Decision) decisionJSON {
 		Description:     d.Description,
 		UpstreamHeaders: headerJSON(d.UpstreamHeaders),
 		RemoveHeaders:   d.RemoveHeaders,
+		RemoveQuery:     d.RemoveQueryParameters,
 		ResponseHeaders: headerJSON(d.ResponseHeaders),
 		DenyHeaders:     headerJSON(d.DenyHeaders),
 		Body:            d.Body,
@@ -330,6 +332,7 @@ func askServer(ctx context.Context, addr string, req *authv3.CheckRequest, creds
 		d.Allowed, d.Status = true, 200
 		d.UpstreamHeaders = optionJSON(ok.GetHeaders())
 		d.RemoveHeaders = ok.GetHeadersToRemove()
+		d.RemoveQuery = ok.GetQueryParametersToRemove()
 		d.ResponseHeaders = optionJSON(ok.GetResponseHeadersToAdd())
 		return d, nil
 	}

@@ -31,26 +31,9 @@ import (
 
 // TestNginxAuthRequest: nginx's auth_request in front of an upstream.
 func TestNginxAuthRequest(t *testing.T) {
-	nginx := proxyBinary(t, "nginx", "apt-get install nginx", "/usr/sbin/nginx")
-	cc, ccHTTP := startForwardAuthClaimcheck(t, "nginx")
+	cc, ccHTTP := startForwardAuthClaimcheck(t, "nginx", nil)
 	up := newRecordingUpstream(t)
-	proxyAddr := freeAddr(t)
-
-	conf := exampleFile(t, "nginx/nginx.conf")
-	conf = mustReplace(t, conf, "listen 127.0.0.1:8080;", "listen "+proxyAddr+";")
-	conf = mustReplace(t, conf, "server 127.0.0.1:9192;", "server "+ccHTTP+";")
-	conf = mustReplace(t, conf, "server 127.0.0.1:8000;", "server "+up.addr()+";")
-	if os.Geteuid() == 0 {
-		// As root, nginx's workers would switch to nobody, who cannot
-		// enter the test's temp directory.
-		conf = fmt.Sprintf("user %s;\n", currentUserAndGroup(t)) + conf
-	}
-	dir := t.TempDir()
-	confPath := filepath.Join(dir, "nginx.conf")
-	writeFile(t, confPath, conf)
-	p := startProxy(t, exec.Command(nginx, "-p", dir, "-e", "stderr", "-c", confPath))
-	proxyURL := "http://" + proxyAddr
-	p.waitHTTP(t, proxyURL+"/")
+	proxyURL, p := startNginx(t, ccHTTP, up, nil)
 
 	forwardAuthCases(t, proxyCase{
 		url: proxyURL, upstream: up, claimcheck: cc,
@@ -72,30 +55,9 @@ func TestNginxAuthRequest(t *testing.T) {
 
 // TestCaddyForwardAuth: Caddy's forward_auth in front of an upstream.
 func TestCaddyForwardAuth(t *testing.T) {
-	caddy := proxyBinary(t, "caddy",
-		"GOFLAGS=-buildvcs=false go install github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9 (not Debian's 2.6.2, caddy#6610)",
-		filepath.Join(goPath(t), "bin", "caddy"))
-	if out, err := exec.Command(caddy, "version").Output(); err == nil {
-		t.Logf("%s version %s", caddy, strings.TrimSpace(string(out)))
-	}
-	cc, ccHTTP := startForwardAuthClaimcheck(t, "caddy")
+	cc, ccHTTP := startForwardAuthClaimcheck(t, "caddy", nil)
 	up := newRecordingUpstream(t)
-	proxyAddr := freeAddr(t)
-	_, proxyPort, _ := net.SplitHostPort(proxyAddr)
-
-	cf := exampleFile(t, "caddy/Caddyfile")
-	cf = mustReplace(t, cf, ":8080 {", ":"+proxyPort+" {")
-	cf = mustReplace(t, cf, "forward_auth 127.0.0.1:9192 {", "forward_auth "+ccHTTP+" {")
-	cf = mustReplace(t, cf, "reverse_proxy 127.0.0.1:8000", "reverse_proxy "+up.addr())
-	dir := t.TempDir()
-	cfPath := filepath.Join(dir, "Caddyfile")
-	writeFile(t, cfPath, cf)
-	cmd := exec.Command(caddy, "run", "--config", cfPath, "--adapter", "caddyfile")
-	// Caddy's storage and autosaved config go to the temp directory.
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
-	p := startProxy(t, cmd)
-	proxyURL := "http://" + proxyAddr
-	p.waitHTTP(t, proxyURL+"/")
+	proxyURL, _ := startCaddy(t, ccHTTP, up, nil)
 
 	forwardAuthCases(t, proxyCase{
 		url: proxyURL, upstream: up, claimcheck: cc,
@@ -332,10 +294,71 @@ func appRoute(uri string) string {
 	return "/" + strings.Join(out, "/")
 }
 
-// startForwardAuthClaimcheck serves examples/<example>/claimcheck.yaml with
-// free ports and the quickstart's absolute path, and waits for /readyz. It
-// returns the server and its listen.http address.
-func startForwardAuthClaimcheck(t *testing.T, example string) (*server, string) {
+// startNginx runs examples/nginx/nginx.conf, changed by edit when not nil,
+// on a free port in front of up, asking claimcheck at ccHTTP. It returns the
+// proxy's URL once it answers.
+func startNginx(t *testing.T, ccHTTP string, up *recordingUpstream, edit func(string) string) (string, *proxyProc) {
+	t.Helper()
+	nginx := proxyBinary(t, "nginx", "apt-get install nginx", "/usr/sbin/nginx")
+	proxyAddr := freeAddr(t)
+	conf := exampleFile(t, "nginx/nginx.conf")
+	conf = mustReplace(t, conf, "listen 127.0.0.1:8080;", "listen "+proxyAddr+";")
+	conf = mustReplace(t, conf, "server 127.0.0.1:9192;", "server "+ccHTTP+";")
+	conf = mustReplace(t, conf, "server 127.0.0.1:8000;", "server "+up.addr()+";")
+	if edit != nil {
+		conf = edit(conf)
+	}
+	if os.Geteuid() == 0 {
+		// As root, nginx's workers would switch to nobody, who cannot
+		// enter the test's temp directory.
+		conf = fmt.Sprintf("user %s;\n", currentUserAndGroup(t)) + conf
+	}
+	dir := t.TempDir()
+	confPath := filepath.Join(dir, "nginx.conf")
+	writeFile(t, confPath, conf)
+	p := startProxy(t, exec.Command(nginx, "-p", dir, "-e", "stderr", "-c", confPath))
+	proxyURL := "http://" + proxyAddr
+	p.waitHTTP(t, proxyURL+"/")
+	return proxyURL, p
+}
+
+// startCaddy runs examples/caddy/Caddyfile, changed by edit when not nil,
+// on a free port in front of up, asking claimcheck at ccHTTP. It returns the
+// proxy's URL once it answers.
+func startCaddy(t *testing.T, ccHTTP string, up *recordingUpstream, edit func(string) string) (string, *proxyProc) {
+	t.Helper()
+	caddy := proxyBinary(t, "caddy",
+		"GOFLAGS=-buildvcs=false go install github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9 (not Debian's 2.6.2, caddy#6610)",
+		filepath.Join(goPath(t), "bin", "caddy"))
+	if out, err := exec.Command(caddy, "version").Output(); err == nil {
+		t.Logf("%s version %s", caddy, strings.TrimSpace(string(out)))
+	}
+	proxyAddr := freeAddr(t)
+	_, proxyPort, _ := net.SplitHostPort(proxyAddr)
+	cf := exampleFile(t, "caddy/Caddyfile")
+	cf = mustReplace(t, cf, ":8080 {", ":"+proxyPort+" {")
+	cf = mustReplace(t, cf, "forward_auth 127.0.0.1:9192 {", "forward_auth "+ccHTTP+" {")
+	cf = mustReplace(t, cf, "reverse_proxy 127.0.0.1:8000", "reverse_proxy "+up.addr())
+	if edit != nil {
+		cf = edit(cf)
+	}
+	dir := t.TempDir()
+	cfPath := filepath.Join(dir, "Caddyfile")
+	writeFile(t, cfPath, cf)
+	cmd := exec.Command(caddy, "run", "--config", cfPath, "--adapter", "caddyfile")
+	// Caddy's storage and autosaved config go to the temp directory.
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	p := startProxy(t, cmd)
+	proxyURL := "http://" + proxyAddr
+	p.waitHTTP(t, proxyURL+"/")
+	return proxyURL, p
+}
+
+// startForwardAuthClaimcheck serves examples/<example>/claimcheck.yaml,
+// changed by edit when not nil, with free ports and the quickstart's
+// absolute path, and waits for /readyz. It returns the server and its
+// listen.http address.
+func startForwardAuthClaimcheck(t *testing.T, example string, edit func(string) string) (*server, string) {
 	t.Helper()
 	quickstart, err := filepath.Abs("../../examples/quickstart")
 	if err != nil {
@@ -347,6 +370,9 @@ func startForwardAuthClaimcheck(t *testing.T, example string) (*server, string) 
 	cfg = mustReplace(t, cfg, `http: "127.0.0.1:9192"`, fmt.Sprintf("http: %q", httpAddr))
 	cfg = mustReplace(t, cfg, `admin: "127.0.0.1:9193"`, fmt.Sprintf("admin: %q", adminAddr))
 	cfg = mustReplace(t, cfg, "../quickstart/", quickstart+"/")
+	if edit != nil {
+		cfg = edit(cfg)
+	}
 	s := startServer(t, cfg, freeAddr(t))
 
 	deadline := time.Now().Add(30 * time.Second)

@@ -186,15 +186,25 @@ type KeyCount int
 // UnmarshalYAML accepts only an integer scalar.
 func (k *KeyCount) UnmarshalYAML(n *yaml.Node) error {
 	var v int
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
-		got := fmt.Sprintf("%q", n.Value)
-		if n.Kind != yaml.ScalarNode {
-			got = "a list or mapping"
-		}
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: issuers[].max_kidless_keys: expected a positive whole number such as %d, got %s", n.Line, token.DefaultMaxKidlessKeys, got)}}
+	if err := decodeScalar(n, "!!int", &v, "issuers[].max_kidless_keys",
+		fmt.Sprintf("a positive whole number such as %d", token.DefaultMaxKidlessKeys)); err != nil {
+		return err
 	}
 	*k = KeyCount(v)
 	return nil
+}
+
+// decodeScalar decodes n into v when it is a scalar of the YAML type tag;
+// otherwise the error names field and what was expected.
+func decodeScalar(n *yaml.Node, tag string, v any, field, expected string) error {
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == tag && n.Decode(v) == nil {
+		return nil
+	}
+	got := fmt.Sprintf("%q", n.Value)
+	if n.Kind != yaml.ScalarNode {
+		got = "a list or mapping"
+	}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s: expected %s, got %s", n.Line, field, expected, got)}}
 }
 
 // Token says where bearer tokens are found and how big they may be.
@@ -241,6 +251,39 @@ type Source struct {
 	Prefix string `yaml:"prefix"`
 	Query  string `yaml:"query"`
 	Cookie string `yaml:"cookie"`
+	// Strip keeps what the source holds from the upstream of an allowed
+	// request; unset, see Strips.
+	Strip *StripFlag `yaml:"strip"`
+}
+
+// Strips reports whether s is stripped: as its strip field says, else
+// always for a query or cookie source (a credential in a URL or a cookie
+// is one the upstream has no business seeing, and cannot ask for) and, for
+// a header source, as forward.strip_token says.
+func (s Source) Strips(stripToken bool) bool {
+	switch {
+	case s.Strip != nil:
+		return bool(*s.Strip)
+	case s.Header != "":
+		return stripToken
+	}
+	return true
+}
+
+// StripFlag is token.sources[].strip, a boolean written as YAML true or
+// false only: yaml.v3 would also read yes, on and y as true, and a security
+// setting should not depend on which YAML spelling of a word the reader
+// knows.
+type StripFlag bool
+
+// UnmarshalYAML accepts only a boolean scalar.
+func (f *StripFlag) UnmarshalYAML(n *yaml.Node) error {
+	var v bool
+	if err := decodeScalar(n, "!!bool", &v, "token.sources[].strip", "true or false"); err != nil {
+		return err
+	}
+	*f = StripFlag(v)
+	return nil
 }
 
 // Policy says where the Rego policy comes from and how it is evaluated.
@@ -314,8 +357,8 @@ func (d DecisionLog) Rate() float64 {
 type Forward struct {
 	// Claims maps a claim name to the upstream header that receives its value.
 	Claims map[string]string `yaml:"claims"`
-	// StripToken removes the header that carried the token before the request
-	// goes upstream.
+	// StripToken strips header token sources that do not say themselves
+	// (Source.Strips).
 	StripToken bool `yaml:"strip_token"`
 }
 
@@ -475,7 +518,7 @@ func (c *Config) setDefaults(dir string) {
 	}
 	if len(c.Token.Sources) == 0 {
 		for _, s := range extauthz.DefaultSources() {
-			c.Token.Sources = append(c.Token.Sources, Source(s))
+			c.Token.Sources = append(c.Token.Sources, Source{Header: s.Header, Prefix: s.Prefix, Query: s.Query, Cookie: s.Cookie})
 		}
 	}
 	for i := range c.Token.Sources {

@@ -63,7 +63,7 @@ func effectiveDefaults(t *testing.T) []defaultRow {
 	is, tc, l := c.Issuers[0], c.Token.Cache, c.Limits
 	sources := make([]extauthz.TokenSource, len(c.Token.Sources))
 	for i, s := range c.Token.Sources {
-		sources[i] = extauthz.TokenSource(s)
+		sources[i] = extauthz.TokenSource{Header: s.Header, Prefix: s.Prefix, Query: s.Query, Cookie: s.Cookie}
 	}
 	d := func(v Duration) time.Duration { return time.Duration(v) }
 	return []defaultRow{

@@ -24,6 +24,11 @@ func (c *Config) LogValue() slog.Value {
 	yes := func(b bool) *bool { return &b }
 	e.Token.Required = yes(c.TokenRequired())
 	e.Token.Cache.Enabled = yes(c.Token.Cache.On())
+	e.Token.Sources = slices.Clone(c.Token.Sources)
+	for i, s := range e.Token.Sources {
+		strip := StripFlag(s.Strips(c.Forward.StripToken))
+		e.Token.Sources[i].Strip = &strip
+	}
 	if e.Token.Cache.On() {
 		ttl := Duration(c.Token.Cache.Negative())
 		e.Token.Cache.NegativeTTL = &ttl

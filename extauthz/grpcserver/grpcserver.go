@@ -105,9 +105,10 @@ func Response(d extauthz.Decision) *authv3.CheckResponse {
 	if d.Allowed {
 		resp.Status = &rpcstatus.Status{Code: int32(codes.OK)}
 		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
-			Headers:              headerOptions(d.UpstreamHeaders),
-			HeadersToRemove:      d.RemoveHeaders,
-			ResponseHeadersToAdd: headerOptions(d.ResponseHeaders),
+			Headers:                 headerOptions(d.UpstreamHeaders),
+			HeadersToRemove:         d.RemoveHeaders,
+			QueryParametersToRemove: d.RemoveQueryParameters,
+			ResponseHeadersToAdd:    headerOptions(d.ResponseHeaders),
 		}}
 		return resp
 	}

@@ -24,6 +24,8 @@ func TestResponseAllowCarriesHeadersAndMetadata(t *testing.T) {
 		RemoveHeaders:   []string{"authorization"},
 		ResponseHeaders: []policy.Header{{Key: "x-authz", Value: "claimcheck"}},
 		DynamicMetadata: map[string]any{"claimcheck": map[string]any{"reason": "allowed"}, "n": json.Number("3"), "l": []any{"x", true}},
+
+		RemoveQueryParameters: []string{"access_token", "access%5Ftoken"},
 	})
 	if codes.Code(resp.GetStatus().GetCode()) != codes.OK || resp.GetDeniedResponse() != nil {
 		t.Fatalf("not an OK response: %v", resp)
@@ -48,6 +50,9 @@ func TestResponseAllowCarriesHeadersAndMetadata(t *testing.T) {
 	}
 	if len(ok.GetHeadersToRemove()) != 1 || ok.GetHeadersToRemove()[0] != "authorization" {
 		t.Errorf("headers to remove = %v", ok.GetHeadersToRemove())
+	}
+	if q := ok.GetQueryParametersToRemove(); len(q) != 2 || q[0] != "access_token" || q[1] != "access%5Ftoken" {
+		t.Errorf("query parameters to remove = %v", q)
 	}
 	if len(ok.GetResponseHeadersToAdd()) != 1 {
 		t.Errorf("response headers = %v", ok.GetResponseHeadersToAdd())

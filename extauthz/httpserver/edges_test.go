@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -262,4 +263,238 @@ func (r *pathRig) forwardAuth(t *testing.T, target, authorization string, header
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get(httpserver.HeaderReason), resp.Header
+}
+
+// envoyUpstream is the request Envoy sends upstream after an allow: ok's
+// headers set (OVERWRITE) or appended, then its headers removed, then its
+// query parameters removed by their names as sent, as Envoy's ext_authz
+// filter applies them.
+func envoyUpstream(target string, headers map[string]string, ok *authv3.OkHttpResponse) (string, map[string]string) {
+	up := make(map[string]string, len(headers))
+	for k, v := range headers {
+		up[strings.ToLower(k)] = v
+	}
+	for _, o := range ok.GetHeaders() {
+		k := strings.ToLower(o.GetHeader().GetKey())
+		if prev, exists := up[k]; exists && o.GetAppendAction() == corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD {
+			up[k] = prev + "," + o.GetHeader().GetValue()
+		} else {
+			up[k] = o.GetHeader().GetValue()
+		}
+	}
+	for _, k := range ok.GetHeadersToRemove() {
+		delete(up, strings.ToLower(k))
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	if !hasQuery || len(ok.GetQueryParametersToRemove()) == 0 {
+		return target, up
+	}
+	var kept []string
+	for seg := range strings.SplitSeq(query, "&") {
+		name, _, _ := strings.Cut(seg, "=")
+		if !slices.Contains(ok.GetQueryParametersToRemove(), name) {
+			kept = append(kept, seg)
+		}
+	}
+	if len(kept) == 0 {
+		return path, up
+	}
+	return path + "?" + strings.Join(kept, "&"), up
+}
+
+// stripSources are the default kinds of sources as serve configures them
+// with forward.strip_token unset: the header kept, query and cookie
+// stripped.
+var stripSources = []extauthz.TokenSource{
+	{Header: "authorization", Prefix: "Bearer "},
+	{Query: "access_token", Strip: true},
+	{Cookie: "at", Strip: true},
+}
+
+// stripCases are requests carrying a credential in hostile ways, and what
+// the upstream must get: exactly the request without the credentials.
+var stripCases = []struct {
+	name          string
+	target        string
+	authorization string   // the Authorization header; none when empty
+	cookies       []string // cookie lines, sent as header_map entries
+	wantTarget    string   // what the upstream gets
+	wantCookie    string   // the upstream's cookie header
+	noCookie      bool     // the upstream gets no cookie header
+	wantQuery     []string // query_parameters_to_remove
+}{
+	{name: "query token", target: "/orders/1?access_token=most&page=2",
+		wantTarget: "/orders/1?page=2", noCookie: true, wantQuery: []string{"access_token"}},
+	{name: "query token alone", target: "/orders/1?access_token=most",
+		wantTarget: "/orders/1", noCookie: true, wantQuery: []string{"access_token"}},
+	{name: "query token twice", target: "/orders/1?access_token=most&x=1&access_token=most",
+		wantTarget: "/orders/1?x=1", noCookie: true, wantQuery: []string{"access_token"}},
+	{name: "query token twice, the second forged", target: "/orders/1?access_token=most&access_token=forged",
+		wantTarget: "/orders/1", noCookie: true, wantQuery: []string{"access_token"}},
+	{name: "a name in another case is stripped too", target: "/orders/1?ACCESS_TOKEN=forged&access_token=most&Access_Token=x&b=2",
+		wantTarget: "/orders/1?b=2", noCookie: true, wantQuery: []string{"ACCESS_TOKEN", "access_token", "Access_Token"}},
+	{name: "the token also in another parameter stays there", target: "/orders/1?redirect=most&access_token=most&state=most",
+		wantTarget: "/orders/1?redirect=most&state=most", noCookie: true, wantQuery: []string{"access_token"}},
+	{name: "percent-encoded name", target: "/orders/1?access%5Ftoken=most&a=1&access%5ftoken=x",
+		wantTarget: "/orders/1?a=1", noCookie: true, wantQuery: []string{"access%5Ftoken", "access%5ftoken"}},
+	{name: "lookalike names stay", target: "/orders/1?access_token=most&access_token_hint=1&xaccess_token=2&access+token=3&access_token%20=4",
+		wantTarget: "/orders/1?access_token_hint=1&xaccess_token=2&access+token=3&access_token%20=4", noCookie: true, wantQuery: []string{"access_token"}},
+	{name: "empty parameter value next to a header token", target: "/orders/1?x=1&access_token=&y=2", authorization: "Bearer most",
+		wantTarget: "/orders/1?x=1&y=2", noCookie: true, wantQuery: []string{"access_token"}},
+	{name: "header token, a second one in the query", target: "/orders/1?access_token=forged", authorization: "Bearer most",
+		wantTarget: "/orders/1", noCookie: true, wantQuery: []string{"access_token"}},
+	{name: "cookie token", target: "/orders/1", cookies: []string{"theme=dark; at=most; lang=en"},
+		wantTarget: "/orders/1", wantCookie: "theme=dark; lang=en"},
+	{name: "cookie token alone", target: "/orders/1", cookies: []string{"at=most"},
+		wantTarget: "/orders/1", noCookie: true},
+	{name: "token cookie twice", target: "/orders/1", cookies: []string{"at=most; theme=dark; at=other"},
+		wantTarget: "/orders/1", wantCookie: "theme=dark"},
+	{name: "token cookie in two cookie lines", target: "/orders/1", cookies: []string{"at=most; a=1", "b=2; at=most"},
+		wantTarget: "/orders/1", wantCookie: "a=1; b=2"},
+	{name: "token cookie in the second cookie line", target: "/orders/1", cookies: []string{"a=1", "at=most"},
+		wantTarget: "/orders/1", wantCookie: "a=1"},
+	{name: "spaces and quotes", target: "/orders/1", cookies: []string{`  theme="dark blue" ;at="most";  lang=en  `},
+		wantTarget: "/orders/1", wantCookie: `theme="dark blue"; lang=en`},
+	{name: "empty token cookie next to a header token", target: "/orders/1", authorization: "Bearer most", cookies: []string{"at=; theme=dark"},
+		wantTarget: "/orders/1", wantCookie: "theme=dark"},
+	{name: "token cookie in other cases and with a space", target: "/orders/1", authorization: "Bearer most", cookies: []string{"AT=x; theme=dark; At=y; at =z"},
+		wantTarget: "/orders/1", wantCookie: "theme=dark"},
+	{name: "lookalike cookies stay", target: "/orders/1", cookies: []string{"att=1; at=most; xat=2; at_=3; at"},
+		wantTarget: "/orders/1", wantCookie: "att=1; xat=2; at_=3; at"},
+	{name: "cookies without the token cookie are restated as they came", target: "/orders/1", authorization: "Bearer most", cookies: []string{"theme=dark;;lang=en "},
+		wantTarget: "/orders/1", wantCookie: "theme=dark;;lang=en "},
+	{name: "query and cookie at once", target: "/orders/1?access_token=most&q=1", cookies: []string{"at=other; s=1"},
+		wantTarget: "/orders/1?q=1", wantCookie: "s=1", wantQuery: []string{"access_token"}},
+}
+
+// TestStripRemovesExactlyTheCredentialOverGRPC: over a real gRPC
+// connection, the CheckResponse of an allow takes every query and cookie
+// credential out of what Envoy sends upstream and leaves everything else
+// as it came, the Authorization header (not stripped here) included.
+func TestStripRemovesExactlyTheCredentialOverGRPC(t *testing.T) {
+	r := edgesRig(t, stripSources, nil)
+	for _, tt := range stripCases {
+		t.Run(tt.name, func(t *testing.T) {
+			headers := map[string]string{"x-other": "kept"}
+			if tt.authorization != "" {
+				headers["authorization"] = tt.authorization
+			}
+			raw := [][2]string{}
+			for _, c := range tt.cookies {
+				raw = append(raw, [2]string{"cookie", c})
+			}
+			req := grpcRequest(tt.target, headers, raw)
+			lines := map[string][]string{}
+			for _, e := range req.GetAttributes().GetRequest().GetHttp().GetHeaderMap().GetHeaders() {
+				lines[e.GetKey()] = append(lines[e.GetKey()], string(e.GetRawValue()))
+			}
+			sent := map[string]string{}
+			for k, vs := range lines {
+				sent[k] = extauthz.JoinHeaderValues(k, vs)
+			}
+			resp := r.checkGRPC(t, req)
+			ok := resp.GetOkResponse()
+			if ok == nil {
+				t.Fatalf("denied: %v", resp)
+			}
+			target, up := envoyUpstream(tt.target, sent, ok)
+			if target != tt.wantTarget {
+				t.Errorf("upstream target %q, want %q", target, tt.wantTarget)
+			}
+			if !slices.Equal(ok.GetQueryParametersToRemove(), tt.wantQuery) {
+				t.Errorf("query_parameters_to_remove %q, want %q", ok.GetQueryParametersToRemove(), tt.wantQuery)
+			}
+			if c, has := up["cookie"]; has == tt.noCookie || c != tt.wantCookie {
+				t.Errorf("upstream cookie %q (sent: %v), want %q", c, has, tt.wantCookie)
+			}
+			if up["authorization"] != tt.authorization || up["x-other"] != "kept" || up[":path"] != tt.target {
+				t.Errorf("upstream headers %q: something else was touched", up)
+			}
+		})
+	}
+}
+
+// TestStripRestatesTheCookieOverForwardAuth: forward-auth cannot change the
+// query (README: a documented limitation), but its 200 carries the cookie
+// header the upstream should get, for the proxy to copy: the cookies less
+// the token cookie, or none with x-envoy-auth-headers-to-remove: cookie
+// when no cookie remains.
+func TestStripRestatesTheCookieOverForwardAuth(t *testing.T) {
+	r := edgesRig(t, stripSources, nil)
+	for _, tt := range stripCases {
+		t.Run(tt.name, func(t *testing.T) {
+			var headers []hdr
+			for _, c := range tt.cookies {
+				headers = append(headers, hdr{"Cookie", c})
+			}
+			status, code, answer := r.forwardAuth(t, tt.target, tt.authorization, headers...)
+			if status != 200 || code != reason.Allowed {
+				t.Fatalf("%d %s, want 200 allowed", status, code)
+			}
+			removed := slices.Contains(strings.Split(answer.Get(httpserver.HeaderRemove), ", "), "cookie")
+			switch {
+			case len(tt.cookies) == 0:
+				if answer.Values("Cookie") != nil || removed {
+					t.Errorf("a request without cookies: Cookie %q, removed %v", answer.Values("Cookie"), removed)
+				}
+			case tt.noCookie:
+				if answer.Values("Cookie") != nil || !removed {
+					t.Errorf("no cookie should remain: Cookie %q, removed %v", answer.Values("Cookie"), removed)
+				}
+			default:
+				// Go's server trims the space around a header value.
+				if got := answer.Values("Cookie"); len(got) != 1 || got[0] != strings.TrimSpace(tt.wantCookie) || removed {
+					t.Errorf("Cookie %q, removed %v; want %q", got, removed, tt.wantCookie)
+				}
+			}
+			if strings.Contains(answer.Get(httpserver.HeaderRemove), "authorization") {
+				t.Errorf("the unstripped Authorization header is removed: %q", answer.Get(httpserver.HeaderRemove))
+			}
+		})
+	}
+}
+
+// TestStripLeavesAPolicysOwnCookie: a decision that sets or removes the
+// cookie header itself keeps it; the token cookie goes either way, as the
+// policy's header replaces the request's.
+func TestStripLeavesAPolicysOwnCookie(t *testing.T) {
+	r := edgesRig(t, stripSources, nil)
+	for _, tt := range []struct {
+		where      string
+		wantCookie string
+		noCookie   bool
+	}{
+		{where: "headers", wantCookie: "chosen=1"},
+		{where: "request_headers_to_remove", noCookie: true},
+	} {
+		target := "/orders/1?" + url.Values{"where": {tt.where}, "name": {"cookie"}, "value": {"chosen=1"}}.Encode()
+		req := grpcRequest(target, nil, [][2]string{{"cookie", "theme=dark; at=most"}})
+		ok := r.checkGRPC(t, req).GetOkResponse()
+		if ok == nil {
+			t.Fatalf("%s: denied", tt.where)
+		}
+		_, up := envoyUpstream(target, map[string]string{"cookie": "theme=dark; at=most"}, ok)
+		if c, has := up["cookie"]; has == tt.noCookie || c != tt.wantCookie {
+			t.Errorf("%s: upstream cookie %q (%v), want %q", tt.where, c, has, tt.wantCookie)
+		}
+	}
+}
+
+// TestStripTokenStillStripsTheHeader: a header source that strips (as
+// forward.strip_token makes it) has its header removed over both
+// adapters, and only when it holds a bearer token.
+func TestStripTokenStillStripsTheHeader(t *testing.T) {
+	r := edgesRig(t, []extauthz.TokenSource{{Header: "authorization", Prefix: "Bearer ", Strip: true}, {Query: "access_token", Strip: true}}, nil)
+	ok := r.checkGRPC(t, grpcRequest("/orders/1", map[string]string{"authorization": "Bearer most"}, nil)).GetOkResponse()
+	if ok == nil || !slices.Equal(ok.GetHeadersToRemove(), []string{"authorization"}) {
+		t.Errorf("gRPC: %v, want authorization removed", ok)
+	}
+	if _, _, answer := r.forwardAuth(t, "/orders/1", "Bearer most"); answer.Get(httpserver.HeaderRemove) != "authorization" {
+		t.Errorf("forward-auth: %s: %q, want authorization", httpserver.HeaderRemove, answer.Get(httpserver.HeaderRemove))
+	}
+	// Basic credentials are not a bearer token: they stay.
+	ok = r.checkGRPC(t, grpcRequest("/orders/1?access_token=most", map[string]string{"authorization": "Basic eDp5"}, nil)).GetOkResponse()
+	if ok == nil || len(ok.GetHeadersToRemove()) != 0 || !slices.Equal(ok.GetQueryParametersToRemove(), []string{"access_token"}) {
+		t.Errorf("gRPC with Basic credentials: %v", ok)
+	}
 }

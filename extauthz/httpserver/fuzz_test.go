@@ -47,9 +47,8 @@ func FuzzForwardAuth(f *testing.F) {
 	}
 	a, err := extauthz.New(extauthz.Config{
 		TokenRequired: false,
-		Sources:       []extauthz.TokenSource{{Header: "authorization", Prefix: "Bearer "}, {Query: "access_token"}, {Cookie: "at"}},
+		Sources:       []extauthz.TokenSource{{Header: "authorization", Prefix: "Bearer ", Strip: true}, {Query: "access_token", Strip: true}, {Cookie: "at", Strip: true}},
 		ForwardClaims: map[string]string{"client_id": "x-client-id"},
-		StripToken:    true,
 	}, v, extauthz.StaticPolicy(engine), nil)
 	if err != nil {
 		f.Fatal(err)
