@@ -285,9 +285,11 @@ func (a *Authorizer) finish(ctx context.Context, req *authv3.CheckRequest, d *De
 		d.ID = newDecisionID()
 	}
 	ext := req.GetAttributes().GetContextExtensions()
-	// Dry-run lets token and policy denials through, never a Check that
-	// could not be decided (503: an error, panic, outage or timeout).
-	if !d.Allowed && d.Status != http.StatusServiceUnavailable &&
+	// Dry-run lets token and policy denials through; never a request that
+	// could not be read as the upstream would (a bad path, bad headers, a
+	// limit, untrusted forwarding headers) nor a Check that could not be
+	// decided (an error, panic, outage or timeout).
+	if !d.Allowed && dryRunnable(d.Reason) &&
 		(a.cfg.DryRun || (a.cfg.AllowDryRunRoutes && ext[ExtDryRun] == "true")) {
 		// The real decision stays in Reason, Status and the logs.
 		d.Allowed, d.DryRun = true, true

@@ -564,6 +564,7 @@ func TestDryRunAllowsButKeepsTheRealDecision(t *testing.T) {
 		status  int
 		upClID  string // x-client-id sent upstream
 		fn      func(map[string]any) (policy.Result, error)
+		path    string // default /orders
 	}{
 		{name: "global dry-run, policy error stays a deny", cfg: Config{TokenRequired: true, DryRun: true}, headers: bearer("good"),
 			fn: func(map[string]any) (policy.Result, error) { return policy.Result{}, errors.New("eval failed") }, reason: reason.PolicyError, status: 503},
@@ -579,7 +580,14 @@ func TestDryRunAllowsButKeepsTheRealDecision(t *testing.T) {
 		{name: "route dry-run ignored without permission", cfg: Config{TokenRequired: true}, ext: map[string]string{ExtDryRun: "true"}, headers: bearer("good"),
 			reason: reason.PolicyDenied, status: 403},
 		{name: "route dry-run permitted", cfg: Config{TokenRequired: true, AllowDryRunRoutes: true}, ext: map[string]string{ExtDryRun: "true"}, headers: bearer("good"),
-			dryRun: true, reason: reason.PolicyDenied, status: 403},
+			dryRun: true, reason: reason.PolicyDenied, status: 403}, // What the upstream could read another way is never let through.
+		{name: "global dry-run, bad path stays a deny", cfg: Config{TokenRequired: true, DryRun: true}, headers: bearer("good"),
+			path: "/orders/../admin", reason: reason.PathInvalid, status: 400},
+		{name: "global dry-run, bad query stays a deny", cfg: Config{TokenRequired: true, DryRun: true}, headers: bearer("good"),
+			path: "/orders?a=%zz", reason: reason.BadRequest, status: 400},
+		{name: "global dry-run, too many headers stays a deny", cfg: Config{TokenRequired: true, DryRun: true, MaxHeaders: 1},
+			headers: map[string]string{"authorization": "Bearer good", "x-a": "1"}, reason: reason.HeadersTooLarge, status: 431},
+		{name: "global dry-run, missing token", cfg: Config{TokenRequired: true, DryRun: true}, dryRun: true, reason: reason.MissingToken, status: 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -589,7 +597,11 @@ func TestDryRunAllowsButKeepsTheRealDecision(t *testing.T) {
 			if tt.fn != nil {
 				fn = tt.fn
 			}
-			d := newAuthorizer(t, tt.cfg, verifier, &fakePolicy{fn: fn}).Check(context.Background(), withExtensions(httpRequest("GET", "/orders", tt.headers), tt.ext))
+			path := tt.path
+			if path == "" {
+				path = "/orders"
+			}
+			d := newAuthorizer(t, tt.cfg, verifier, &fakePolicy{fn: fn}).Check(context.Background(), withExtensions(httpRequest("GET", path, tt.headers), tt.ext))
 			if d.Allowed != tt.dryRun || d.DryRun != tt.dryRun || d.Reason != tt.reason || d.Status != tt.status {
 				t.Fatalf("got allowed=%v dry_run=%v reason=%q status=%d", d.Allowed, d.DryRun, d.Reason, d.Status)
 			}

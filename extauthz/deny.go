@@ -163,3 +163,9 @@ func (d *Decision) replaceAnswer(n Decision) {
 	d.UpstreamHeaders, d.RemoveHeaders, d.ResponseHeaders, d.RemoveQueryParameters = nil, nil, nil, nil
 	d.DenyHeaders, d.Body, d.DynamicMetadata = n.DenyHeaders, n.Body, n.DynamicMetadata
 }
+
+// dryRunnable reports whether dry-run may let a deny with code through: a
+// token's rejection (401) or the policy's no.
+func dryRunnable(code string) bool {
+	return code == reason.PolicyDenied || code == reason.PolicyUndefined || reason.Of(code).Status == http.StatusUnauthorized
+}

@@ -255,3 +255,35 @@ func TestPolicyDenyStatusIsClampedOnceForBothAdapters(t *testing.T) {
 		})
 	}
 }
+
+// TestDryRunNeverLetsAdapterRefusalsThrough: with dry-run on, what the
+// forward-auth adapter refuses itself (forwarding headers from a stranger,
+// a request it cannot map) and a path the decision path refuses are still
+// denied: dry-run lets only token and policy denials through.
+func TestDryRunNeverLetsAdapterRefusalsThrough(t *testing.T) {
+	a, err := extauthz.New(extauthz.Config{DryRun: true}, oneToken{}, extauthz.StaticPolicy(&inputRecorder{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := httpserver.NewForwardAuth(a, httpserver.Config{TrustedProxies: trusted}, nil)
+	for _, tt := range []struct {
+		name string
+		req  fwdRequest
+		code string
+	}{
+		{"forwarding headers from a stranger", fwdRequest{remote: "203.0.113.7:1", headers: []hdr{{"X-Forwarded-Uri", "/admin"}, {"X-Forwarded-Method", "GET"}}}, reason.ForwardedUntrusted},
+		{"both header pairs", fwdRequest{remote: "127.0.0.1:1", headers: []hdr{
+			{"X-Forwarded-Uri", "/a"}, {"X-Forwarded-Method", "GET"}, {"X-Original-URI", "/b"}, {"X-Original-Method", "GET"}}}, reason.BadRequest},
+		{"a dot segment", fwdRequest{remote: "127.0.0.1:1", headers: []hdr{{"X-Forwarded-Uri", "/a/../admin"}, {"X-Forwarded-Method", "GET"}}}, reason.PathInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tt.req
+			req.target, req.host = "/auth", "claimcheck"
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req.build())
+			if rec.Code != http.StatusBadRequest || rec.Header().Get(httpserver.HeaderReason) != tt.code {
+				t.Errorf("%d %s, want 400 %s", rec.Code, rec.Header().Get(httpserver.HeaderReason), tt.code)
+			}
+		})
+	}
+}
