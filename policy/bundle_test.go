@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 )
 
 const (
@@ -176,7 +178,7 @@ func allows(t *testing.T, e *Engine, client string) bool {
 func TestBundleActivatesAndReplacesEngine(t *testing.T) {
 	srv, hs := newBundleServer(t)
 	var reports reloads
-	var logs syncBuffer
+	var logs tokentest.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := newTestBundle(t, hs, BundleConfig{}, OnReload(reports.record), WithLogger(logger))
 

@@ -1,10 +1,10 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -39,24 +39,6 @@ var brokenModules = []struct {
 func revisionOfFiles(t *testing.T, files map[string]string) string {
 	t.Helper()
 	return newEngine(t, files, authzDecision).Revision()
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // reloads records what a Watcher reports through OnReload.
@@ -274,7 +256,7 @@ func TestWatchFollowsChanges(t *testing.T) {
 		t.Run(layout.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := layout.create(t, dir, versionModule("A"))
-			logs := &syncBuffer{}
+			logs := &tokentest.SyncBuffer{}
 			got := &reloads{}
 			w := watch(t, []string{path},
 				WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
@@ -524,7 +506,7 @@ func TestWatchDeletedFiles(t *testing.T) {
 				"extra.rego": "package extra\n\non := true\n",
 				"data.json":  `{"clients": ["a"]}`,
 			})
-			logs := &syncBuffer{}
+			logs := &tokentest.SyncBuffer{}
 			got := &reloads{}
 			w := watch(t, []string{dir}, WithLogger(slog.New(slog.NewTextHandler(logs, nil))), OnReload(got.record))
 			before := w.Engine()
@@ -586,7 +568,7 @@ func TestWatchDirectoryReplacedWhole(t *testing.T) {
 
 func TestWatchIgnoresUnchangedPolicy(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"policy.rego": versionModule("A")})
-	logs := &syncBuffer{}
+	logs := &tokentest.SyncBuffer{}
 	got := &reloads{}
 	w := watch(t, []string{dir},
 		WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),

@@ -1,7 +1,6 @@
 package httpserver_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/claimcheck/claimcheck/extauthz"
 	"github.com/claimcheck/claimcheck/extauthz/httpserver"
 	"github.com/claimcheck/claimcheck/extauthz/reason"
+	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 	"github.com/claimcheck/claimcheck/policy"
 )
 
@@ -62,24 +61,6 @@ func edgesRig(t *testing.T, sources []extauthz.TokenSource, log io.Writer) *path
 		t.Fatal(err)
 	}
 	return serveAdapters(t, a)
-}
-
-// lockedBuffer is a log both servers' goroutines write while a test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // checkGRPC sends req to the rig's gRPC server.
@@ -177,7 +158,7 @@ func TestCollidingHeaderNamesOverGRPC(t *testing.T) {
 // real gRPC connection and over forward-auth alike; tab and text beyond
 // ASCII are fine.
 func TestPolicyHeadersThatCouldSplitAreRefusedByEveryAdapter(t *testing.T) {
-	var log lockedBuffer
+	var log tokentest.SyncBuffer
 	r := edgesRig(t, nil, &log)
 	hostile := []struct{ name, value string }{
 		{"x-a", "1\r\nx-injected: 1"},

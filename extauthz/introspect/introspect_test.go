@@ -1,7 +1,6 @@
 package introspect
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -76,24 +75,6 @@ func with(m map[string]any, k string, v any) map[string]any {
 func without(m map[string]any, k string) map[string]any {
 	delete(m, k)
 	return m
-}
-
-// syncBuffer is a bytes.Buffer for logs written by concurrent requests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestOpaqueAnswersCheckedAsJWTClaims(t *testing.T) {
@@ -377,7 +358,7 @@ func TestSecretReadForEveryRequestAndNeverLogged(t *testing.T) {
 	srv := tokentest.NewIntrospectionServer(t, clientID, secret)
 	srv.SetActive("opaque-1", claims())
 	srv.SetActive("opaque-2", claims())
-	var logs syncBuffer
+	var logs tokentest.SyncBuffer
 	cfg := config(t, srv)
 	cfg.ClientSecretFile = writeSecret(t, "old-secret-value")
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -432,7 +413,7 @@ func TestEndpointFromDiscovery(t *testing.T) {
 	cfg := config(t, srv)
 	cfg.Rules.Issuer, cfg.URL, cfg.Discovery = idp.URL, "", "openid"
 	srv.SetActive("opaque-1", with(claims(), "iss", idp.URL))
-	var logs syncBuffer
+	var logs tokentest.SyncBuffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	clk := newClock()
 	c := newClient(t, cfg, clk)

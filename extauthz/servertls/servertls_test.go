@@ -1,7 +1,6 @@
 package servertls_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"log/slog"
 	"math/big"
@@ -9,31 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/claimcheck/claimcheck/extauthz/servertls"
 	"github.com/claimcheck/claimcheck/extauthz/tokentest"
 )
-
-// logBuffer is a concurrency-safe log destination.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // serve accepts TLS connections with cfg on a loopback port, completes each
 // handshake and writes "ok".
@@ -100,11 +80,11 @@ type fixture struct {
 	dir               string
 	ca                *tokentest.CA
 	certFile, keyFile string
-	log               *logBuffer
+	log               *tokentest.SyncBuffer
 }
 
 func newFixture(t *testing.T) *fixture {
-	f := &fixture{dir: t.TempDir(), ca: tokentest.NewCA(t, "server CA"), log: &logBuffer{}}
+	f := &fixture{dir: t.TempDir(), ca: tokentest.NewCA(t, "server CA"), log: &tokentest.SyncBuffer{}}
 	f.certFile, f.keyFile = f.ca.Server([]string{"127.0.0.1"}).WriteFiles(t, f.dir, "server")
 	return f
 }
