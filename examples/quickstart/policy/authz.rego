@@ -7,13 +7,17 @@ package claimcheck.authz
 # Anything not explicitly allowed is denied.
 default allow := false
 
+# Paths below /orders, and /orders itself: whole segments, never
+# /ordersadmin. Two bodies rather than a helper rule: OPA caches a helper's
+# value per evaluation, a dozen allocations on every Check.
 allow if {
 	input.token.claims.client_id in data.quickstart.allowed_clients
 	input.request.method in {"GET", "POST"}
-	orders_path
+	startswith(input.request.path, "/orders/")
 }
 
-# /orders and every path below it, whole segments only: not /ordersadmin.
-orders_path if input.request.path == "/orders"
-
-orders_path if startswith(input.request.path, "/orders/")
+allow if {
+	input.token.claims.client_id in data.quickstart.allowed_clients
+	input.request.method in {"GET", "POST"}
+	input.request.path == "/orders"
+}
